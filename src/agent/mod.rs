@@ -1,0 +1,1 @@
+//! The heartbeat agent (see issue 4).

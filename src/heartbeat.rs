@@ -1,0 +1,355 @@
+//! The heartbeat both sides share: what a device sends, the limits the handler enforces, and the
+//! reasons a heartbeat is refused.
+//!
+//! The handler parses every request body through [`Heartbeat::parse`], whichever host mode delivered
+//! it, so the rules below hold in one place. The agent builds the same type and serializes it.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::outage::{OutageReport, OutageReportError};
+
+/// Largest body the handler reads. A heartbeat with a full outage backlog is a few KiB; anything near
+/// this is not a heartbeat.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest device name, in characters.
+pub const MAX_DEVICE_CHARS: usize = 100;
+/// Longest note, in characters.
+pub const MAX_NOTE_CHARS: usize = 500;
+/// Longest agent version string, in characters.
+pub const MAX_AGENT_VERSION_CHARS: usize = 40;
+/// Most outage reports one heartbeat may carry; the agent sends its backlog in chunks of this size.
+pub const MAX_OUTAGES_PER_HEARTBEAT: usize = 50;
+/// The device recorded when neither the body nor the `X-Device` header names one.
+pub const UNKNOWN_DEVICE: &str = "unknown";
+
+/// A validated heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Heartbeat {
+    pub device: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// The agent's version; absent for agents that do not send one (the original Python agent, curl).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
+    /// The agent's heartbeat counter since it started; lets a query see lost heartbeats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Round-trip time of the agent's previous heartbeat, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u64>,
+    /// Finished outages the agent recorded while it could not reach us.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<OutageReport>,
+}
+
+/// Why a heartbeat was refused. Each variant's message is the one-line reason the client sees.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeartbeatError {
+    BodyTooLarge {
+        bytes: usize,
+    },
+    InvalidJson(String),
+    NotAnObject {
+        found: &'static str,
+    },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    TooLong {
+        field: &'static str,
+        chars: usize,
+        limit: usize,
+    },
+    ControlCharacter {
+        field: &'static str,
+    },
+    TooManyOutages {
+        count: usize,
+    },
+    Outage {
+        index: usize,
+        error: OutageReportError,
+    },
+}
+
+impl HeartbeatError {
+    /// The HTTP status that carries this refusal.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            HeartbeatError::BodyTooLarge { .. } => 413,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for HeartbeatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeartbeatError::BodyTooLarge { bytes } => write!(
+                f,
+                "body is {bytes} bytes; the limit is {MAX_BODY_BYTES} bytes"
+            ),
+            HeartbeatError::InvalidJson(reason) => write!(f, "body is not valid JSON: {reason}"),
+            HeartbeatError::NotAnObject { found } => {
+                write!(f, "body must be a JSON object, found {found}")
+            }
+            HeartbeatError::WrongType {
+                field,
+                expected,
+                found,
+            } => {
+                write!(f, "`{field}` must be {expected}, found {found}")
+            }
+            HeartbeatError::TooLong {
+                field,
+                chars,
+                limit,
+            } => {
+                write!(f, "`{field}` is {chars} characters; the limit is {limit}")
+            }
+            HeartbeatError::ControlCharacter { field } => {
+                write!(f, "`{field}` contains a control character")
+            }
+            HeartbeatError::TooManyOutages { count } => write!(
+                f,
+                "`outages` has {count} entries; the limit is {MAX_OUTAGES_PER_HEARTBEAT}"
+            ),
+            HeartbeatError::Outage { index, error } => write!(f, "`outages[{index}]`: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for HeartbeatError {}
+
+impl Heartbeat {
+    /// A heartbeat from `device` with nothing else in it.
+    pub fn new(device: impl Into<String>) -> Heartbeat {
+        Heartbeat {
+            device: device.into(),
+            note: String::new(),
+            agent_version: None,
+            seq: None,
+            rtt_ms: None,
+            outages: Vec::new(),
+        }
+    }
+
+    /// Parses and validates a request body. An empty body is a valid heartbeat (a bare `curl`).
+    /// `device_header` is the `X-Device` header, used when the body names no device. `now` bounds
+    /// how far in the future a reported outage may end.
+    pub fn parse(
+        body: &[u8],
+        device_header: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Heartbeat, HeartbeatError> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(HeartbeatError::BodyTooLarge { bytes: body.len() });
+        }
+        let fields = if body.iter().all(u8::is_ascii_whitespace) {
+            Map::new()
+        } else {
+            match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(fields)) => fields,
+                Ok(other) => {
+                    return Err(HeartbeatError::NotAnObject {
+                        found: json_type(&other),
+                    });
+                }
+                Err(err) => return Err(HeartbeatError::InvalidJson(err.to_string())),
+            }
+        };
+
+        let body_device = optional_text(&fields, "device", MAX_DEVICE_CHARS)?;
+        let header_device = match device_header {
+            Some(value) => Some(checked_text("X-Device", value, MAX_DEVICE_CHARS)?),
+            None => None,
+        };
+        // An empty name is no name: fall through to the next source rather than record "".
+        let device = [body_device, header_device]
+            .into_iter()
+            .flatten()
+            .map(|name| name.trim().to_owned())
+            .find(|name| !name.is_empty())
+            .unwrap_or_else(|| UNKNOWN_DEVICE.to_owned());
+
+        let outages = match fields.get("outages") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                if items.len() > MAX_OUTAGES_PER_HEARTBEAT {
+                    return Err(HeartbeatError::TooManyOutages { count: items.len() });
+                }
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        OutageReport::from_json(item, now)
+                            .map_err(|error| HeartbeatError::Outage { index, error })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            Some(other) => return Err(wrong_type("outages", "an array", other)),
+        };
+
+        Ok(Heartbeat {
+            device,
+            note: optional_text(&fields, "note", MAX_NOTE_CHARS)?.unwrap_or_default(),
+            agent_version: optional_text(&fields, "agent_version", MAX_AGENT_VERSION_CHARS)?,
+            seq: optional_count(&fields, "seq")?,
+            rtt_ms: optional_count(&fields, "rtt_ms")?,
+            outages,
+        })
+    }
+}
+
+/// A string field that may be absent or null.
+fn optional_text(
+    fields: &Map<String, Value>,
+    field: &'static str,
+    limit: usize,
+) -> Result<Option<String>, HeartbeatError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => checked_text(field, text, limit).map(Some),
+        Some(other) => Err(wrong_type(field, "a string", other)),
+    }
+}
+
+/// Enforces the length and character rules on a text value.
+pub(crate) fn checked_text(
+    field: &'static str,
+    text: &str,
+    limit: usize,
+) -> Result<String, HeartbeatError> {
+    let chars = text.chars().count();
+    if chars > limit {
+        return Err(HeartbeatError::TooLong {
+            field,
+            chars,
+            limit,
+        });
+    }
+    // Control characters would let a client forge extra lines in logs and break table output.
+    if text.chars().any(char::is_control) {
+        return Err(HeartbeatError::ControlCharacter { field });
+    }
+    Ok(text.to_owned())
+}
+
+/// A non-negative integer field that may be absent or null.
+fn optional_count(
+    fields: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<u64>, HeartbeatError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| wrong_type(field, "a non-negative integer", value)),
+    }
+}
+
+fn wrong_type(field: &'static str, expected: &'static str, found: &Value) -> HeartbeatError {
+    HeartbeatError::WrongType {
+        field,
+        expected,
+        found: json_type(found),
+    }
+}
+
+/// How a JSON value is named in error messages.
+pub(crate) fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_u64() => "a number",
+        Value::Number(_) => "a negative or fractional number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Heartbeat, HeartbeatError> {
+        Heartbeat::parse(body.as_bytes(), None, Utc::now())
+    }
+
+    /// The original Python agent's body is accepted as it is.
+    #[test]
+    fn python_agent_body_is_accepted() {
+        let beat = parse(r#"{"device": "dl-home", "note": "daemon ping #1700000000"}"#).unwrap();
+        assert_eq!(beat.device, "dl-home");
+        assert_eq!(beat.note, "daemon ping #1700000000");
+    }
+
+    /// Device falls back from body to header to `unknown`, and unknown fields are ignored.
+    #[test]
+    fn device_sources_in_order() {
+        let now = Utc::now();
+        let from_header = Heartbeat::parse(br#"{"future": 1}"#, Some("attic"), now).unwrap();
+        assert_eq!(from_header.device, "attic");
+        let empty_body_device = Heartbeat::parse(br#"{"device": ""}"#, Some("attic"), now).unwrap();
+        assert_eq!(empty_body_device.device, "attic");
+        assert_eq!(
+            Heartbeat::parse(b"", None, now).unwrap().device,
+            UNKNOWN_DEVICE
+        );
+    }
+
+    /// Limits count characters, not bytes, so a multi-byte name at the limit is fine.
+    #[test]
+    fn limits_count_characters() {
+        let at_limit = "é".repeat(MAX_DEVICE_CHARS);
+        assert!(parse(&format!(r#"{{"device": "{at_limit}"}}"#)).is_ok());
+        let over = "é".repeat(MAX_DEVICE_CHARS + 1);
+        let err = parse(&format!(r#"{{"device": "{over}"}}"#)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`device` is 101 characters; the limit is 100"
+        );
+    }
+
+    /// Every refusal names what is wrong in one line.
+    #[test]
+    fn refusals_are_one_line_reasons() {
+        for (body, reason) in [
+            ("[1]", "body must be a JSON object, found an array"),
+            (
+                r#"{"device": 5}"#,
+                "`device` must be a string, found a number",
+            ),
+            (
+                r#"{"note": "a\u0007b"}"#,
+                "`note` contains a control character",
+            ),
+            (
+                r#"{"seq": -1}"#,
+                "`seq` must be a non-negative integer, found a negative or fractional number",
+            ),
+            (
+                r#"{"outages": {}}"#,
+                "`outages` must be an array, found an object",
+            ),
+        ] {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.to_string(), reason, "body {body}");
+            assert_eq!(err.status_code(), 400);
+        }
+        let err = parse("{nope").unwrap_err();
+        assert!(
+            err.to_string().starts_with("body is not valid JSON: "),
+            "{err}"
+        );
+        assert!(!err.to_string().contains('\n'));
+    }
+}

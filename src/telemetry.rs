@@ -1,0 +1,392 @@
+//! Request telemetry to Application Insights: the exporter pipeline, the names every query relies
+//! on (documented in `docs/telemetry.md`), and the flush on shutdown.
+//!
+//! Spans are built with the OpenTelemetry API directly rather than through `tracing`: the request
+//! row's kind, timing, status and attributes are all explicit here, and no log filter can disable
+//! them by accident (PLATFORM.md §3: an `EnvFilter` at `warn` silences tracing-made spans).
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::trace::{Span, SpanKind, Status, Tracer, TracerProvider};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_application_insights::Exporter;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider,
+};
+
+use crate::heartbeat::Heartbeat;
+
+/// The request name of every heartbeat row; the Functions host uses the same name for its own row.
+pub const REQUEST_NAME: &str = "Ping";
+/// `customDimensions.emitter` on every row we write: the marker that tells our rows from the host's.
+pub const EMITTER: &str = "isp-monitor-handler";
+/// The `customEvents` name of a reported outage.
+pub const OUTAGE_EVENT_NAME: &str = "Outage";
+/// The environment variable Azure sets for Application Insights.
+pub const CONNECTION_STRING_VAR: &str = "APPLICATIONINSIGHTS_CONNECTION_STRING";
+
+/// Longest attribute value we hand the exporter, in bytes. The exporter cuts values at 8192 bytes
+/// without regard to character boundaries and panics on a multi-byte character, killing its export
+/// thread (PLATFORM.md §3); every value is cut here first, at a boundary, well below that.
+pub const MAX_ATTRIBUTE_BYTES: usize = 2048;
+/// How long shutdown waits for pending telemetry before the process exits anyway.
+pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(4);
+/// Per-upload HTTP timeout, so a hanging ingestion endpoint cannot hold the export thread forever.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Spans waiting for export; beyond this new spans are dropped, which keeps memory bounded when
+/// ingestion is slow or down (the SDK default, stated here because the memory bound relies on it).
+const MAX_QUEUE_SIZE: usize = 2048;
+
+/// Which host contract delivered the request (docs/telemetry.md `host_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostMode {
+    Forwarding,
+    Invocation,
+}
+
+impl HostMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostMode::Forwarding => "forwarding",
+            HostMode::Invocation => "invocation",
+        }
+    }
+}
+
+/// Everything one request row records. Built by the handler after it has answered.
+#[derive(Debug)]
+pub struct RequestRecord<'a> {
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub status: u16,
+    /// Scheme, host and path only: the query string can carry the function key (`?code=`).
+    pub url: &'a str,
+    pub client_ip: Option<std::net::IpAddr>,
+    pub invocation_id: &'a str,
+    pub user_agent: &'a str,
+    pub mode: HostMode,
+    /// The accepted heartbeat, or the device named by the header when the body was refused.
+    pub heartbeat: Result<&'a Heartbeat, RefusedRequest<'a>>,
+}
+
+/// What is known of a refused request.
+#[derive(Debug)]
+pub struct RefusedRequest<'a> {
+    pub device: &'a str,
+    pub reason: &'a str,
+}
+
+/// The telemetry pipeline, or nothing when it is switched off.
+pub struct Telemetry {
+    pipeline: Option<(SdkTracerProvider, SdkTracer)>,
+}
+
+/// Why telemetry could not be switched on.
+#[derive(Debug)]
+pub struct TelemetryConfigError(String);
+
+impl std::fmt::Display for TelemetryConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Telemetry {
+    /// Telemetry that records nothing.
+    pub fn disabled() -> Telemetry {
+        Telemetry { pipeline: None }
+    }
+
+    /// Builds the pipeline from a connection string and the `WEBSITE_*` variables.
+    ///
+    /// Must be called outside the tokio runtime: the batch processor runs on its own thread with a
+    /// blocking HTTP client, and an async client there panics with "no reactor running"
+    /// (PLATFORM.md §3).
+    pub fn from_connection_string(
+        connection_string: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Telemetry, TelemetryConfigError> {
+        check_connection_string(connection_string)?;
+        // rustls with the platform verifier: the system's roots, and `SSL_CERT_FILE` when set
+        // (rustls-native-certs), so a corporate or test CA needs no code change.
+        let client = reqwest::blocking::Client::builder()
+            .timeout(UPLOAD_TIMEOUT)
+            .build()
+            .map_err(|err| TelemetryConfigError(format!("cannot build the HTTPS client: {err}")))?;
+        let exporter =
+            Exporter::new_from_connection_string(connection_string, client).map_err(|err| {
+                TelemetryConfigError(format!("{CONNECTION_STRING_VAR} is malformed: {err}"))
+            })?;
+        let processor = BatchSpanProcessor::builder(exporter)
+            .with_batch_config(
+                BatchConfigBuilder::default()
+                    .with_max_queue_size(MAX_QUEUE_SIZE)
+                    .with_scheduled_delay(Duration::from_secs(1))
+                    .build(),
+            )
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_resource(resource(&env))
+            .build();
+        let tracer = provider.tracer("isp-monitor");
+        Ok(Telemetry {
+            pipeline: Some((provider, tracer)),
+        })
+    }
+
+    /// Reads `APPLICATIONINSIGHTS_CONNECTION_STRING` and logs, in one line, whether telemetry is on.
+    /// A missing or malformed value leaves telemetry off; serving is never affected.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Telemetry {
+        match env(CONNECTION_STRING_VAR).filter(|value| !value.trim().is_empty()) {
+            None => {
+                tracing::info!("telemetry off: {CONNECTION_STRING_VAR} is not set");
+                Telemetry::disabled()
+            }
+            Some(connection_string) => {
+                match Telemetry::from_connection_string(&connection_string, &env) {
+                    Ok(telemetry) => {
+                        tracing::info!(
+                            "telemetry on: sending request telemetry to Application Insights"
+                        );
+                        telemetry
+                    }
+                    Err(err) => {
+                        tracing::error!("telemetry off: {err}");
+                        Telemetry::disabled()
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.pipeline.is_some()
+    }
+
+    /// Records one request row, plus one `Outage` event per reported outage. Never blocks: the
+    /// span goes onto the batch processor's bounded queue.
+    pub fn record(&self, record: &RequestRecord<'_>) {
+        let Some((_, tracer)) = &self.pipeline else {
+            return;
+        };
+        let mut span = tracer
+            .span_builder(REQUEST_NAME)
+            .with_kind(SpanKind::Server)
+            .with_start_time(record.start)
+            .with_attributes(request_attributes(record))
+            .start(tracer);
+        match &record.heartbeat {
+            Ok(heartbeat) => {
+                for outage in &heartbeat.outages {
+                    span.add_event(
+                        // The exporter turns a span event of this name into a `customEvents` row.
+                        "ai.custom",
+                        vec![
+                            KeyValue::new("ai.customEvent.name", OUTAGE_EVENT_NAME),
+                            KeyValue::new("emitter", EMITTER),
+                            KeyValue::new("device", bounded(&heartbeat.device)),
+                            KeyValue::new("outage_id", bounded(&outage.id)),
+                            KeyValue::new(
+                                "start",
+                                outage
+                                    .start
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            ),
+                            KeyValue::new(
+                                "end",
+                                outage
+                                    .end
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            ),
+                            KeyValue::new("duration_s", outage.duration_seconds()),
+                            KeyValue::new("cause", outage.cause.as_str()),
+                            KeyValue::new("detail", bounded(&outage.detail)),
+                        ],
+                    );
+                }
+            }
+            Err(refused) => {
+                span.set_status(Status::error(bounded_str(refused.reason).into_owned()))
+            }
+        }
+        span.end_with_timestamp(record.end);
+    }
+
+    /// Flushes pending telemetry, waiting at most [`SHUTDOWN_FLUSH_TIMEOUT`]. Blocks: call it from
+    /// `spawn_blocking` or outside the runtime, after the server has stopped.
+    pub fn shutdown(&self) {
+        if let Some((provider, _)) = &self.pipeline
+            && let Err(err) = provider.shutdown_with_timeout(SHUTDOWN_FLUSH_TIMEOUT)
+        {
+            tracing::warn!("telemetry flush incomplete at shutdown: {err}");
+        }
+    }
+}
+
+fn request_attributes(record: &RequestRecord<'_>) -> Vec<KeyValue> {
+    let (device, note, agent_version, seq, rtt_ms, outages, error) = match &record.heartbeat {
+        Ok(beat) => (
+            beat.device.as_str(),
+            beat.note.as_str(),
+            beat.agent_version.as_deref().unwrap_or(""),
+            beat.seq.map(|n| n.to_string()).unwrap_or_default(),
+            beat.rtt_ms.map(|n| n.to_string()).unwrap_or_default(),
+            beat.outages.len(),
+            "",
+        ),
+        Err(refused) => (
+            refused.device,
+            "",
+            "",
+            String::new(),
+            String::new(),
+            0,
+            refused.reason,
+        ),
+    };
+    let client_ip = record.client_ip.map(|ip| ip.to_string());
+    let client_ip_text = client_ip.as_deref().unwrap_or("unknown");
+    let mut attributes = vec![
+        KeyValue::new("emitter", EMITTER),
+        KeyValue::new("device", bounded(device)),
+        KeyValue::new("note", bounded(note)),
+        KeyValue::new("client_ip", client_ip_text.to_owned()),
+        KeyValue::new("invocation_id", bounded(record.invocation_id)),
+        KeyValue::new("agent_version", bounded(agent_version)),
+        KeyValue::new("seq", seq),
+        KeyValue::new("rtt_ms", rtt_ms),
+        KeyValue::new("outages", outages as i64),
+        KeyValue::new("host_mode", record.mode.as_str()),
+        KeyValue::new("user_agent", bounded(record.user_agent)),
+        // `requests.resultCode` and `requests.url`. The method is deliberately not recorded as
+        // `http.request.method`: the exporter would rename the row "POST /…" instead of "Ping".
+        KeyValue::new("http.response.status_code", i64::from(record.status)),
+        KeyValue::new("url.full", bounded(record.url)),
+        // `requests.source`; `client_IP` only reads the literal `ai.location.ip` tag.
+        KeyValue::new("client.address", client_ip_text.to_owned()),
+    ];
+    if let Some(ip) = client_ip {
+        attributes.push(KeyValue::new("ai.location.ip", ip));
+    }
+    if !error.is_empty() {
+        attributes.push(KeyValue::new("error", bounded(error)));
+    }
+    attributes
+}
+
+/// Cuts a value to [`MAX_ATTRIBUTE_BYTES`] at a character boundary.
+pub fn bounded(text: &str) -> Value {
+    Value::String(bounded_str(text).into_owned().into())
+}
+
+fn bounded_str(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_ATTRIBUTE_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let mut cut = MAX_ATTRIBUTE_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Borrowed(&text[..cut])
+}
+
+/// Cloud role name and instance: the function app and the instance that served the request.
+fn resource(env: &impl Fn(&str) -> Option<String>) -> Resource {
+    let role = env("WEBSITE_SITE_NAME").unwrap_or_else(|| "isp-monitor-local".to_owned());
+    let instance = env("WEBSITE_INSTANCE_ID")
+        .or_else(|| env("COMPUTERNAME"))
+        .or_else(|| env("HOSTNAME"))
+        .unwrap_or_else(crate::hostname);
+    Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new("service.name", role),
+            KeyValue::new("service.instance.id", instance),
+        ])
+        .build()
+}
+
+/// Checks the parts the exporter's own parser accepts too loosely, so a typo is reported by name
+/// instead of silently sending telemetry nowhere.
+fn check_connection_string(connection_string: &str) -> Result<(), TelemetryConfigError> {
+    let malformed = |what: String| {
+        TelemetryConfigError(format!("{CONNECTION_STRING_VAR} is malformed: {what}"))
+    };
+    let mut has_key = false;
+    for part in connection_string
+        .split(';')
+        .filter(|part| !part.trim().is_empty())
+    {
+        let Some((name, value)) = part.split_once('=') else {
+            return Err(malformed(format!(
+                "part {:?} is not Name=Value",
+                first_chars(part)
+            )));
+        };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "instrumentationkey" if !value.trim().is_empty() => has_key = true,
+            "ingestionendpoint"
+                if !(value.starts_with("https://") || value.starts_with("http://")) =>
+            {
+                return Err(malformed(
+                    "IngestionEndpoint must start with https://".to_owned(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if !has_key {
+        return Err(malformed("InstrumentationKey is missing".to_owned()));
+    }
+    Ok(())
+}
+
+/// Enough of a string to recognise it in an error message without printing a secret whole.
+fn first_chars(text: &str) -> String {
+    let shown: String = text.chars().take(12).collect();
+    if shown.len() < text.len() {
+        format!("{shown}…")
+    } else {
+        shown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A multi-byte character straddling the limit is dropped whole, never split.
+    #[test]
+    fn bounded_cuts_at_a_character_boundary() {
+        let text = format!("{}€€", "a".repeat(MAX_ATTRIBUTE_BYTES - 1));
+        let Value::String(cut) = bounded(&text) else {
+            unreachable!()
+        };
+        assert_eq!(cut.as_str().len(), MAX_ATTRIBUTE_BYTES - 1);
+        assert_eq!(bounded("short"), Value::from("short"));
+    }
+
+    /// A malformed connection string names the problem and does not echo the key.
+    #[test]
+    fn malformed_connection_strings_are_named() {
+        let err = check_connection_string("IngestionEndpoint=https://x/").unwrap_err();
+        assert!(
+            err.to_string().ends_with("InstrumentationKey is missing"),
+            "{err}"
+        );
+        let err = check_connection_string("InstrumentationKey=abc;IngestionEndpoint=ftp://x")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("IngestionEndpoint must start with https://"),
+            "{err}"
+        );
+        let err = check_connection_string("secretsecretsecret").unwrap_err();
+        assert!(!err.to_string().contains("secretsecretsecret"), "{err}");
+        assert!(
+            check_connection_string("InstrumentationKey=abc;IngestionEndpoint=https://x/").is_ok()
+        );
+    }
+}

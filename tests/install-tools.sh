@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the tools the test suites need, skipping whatever is already there.
+# Each suite declares its own needs in the lists below; nothing here is downloaded from outside the
+# package registries (Debian, PyPI, npm, crates.io).
+set -Eeuo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages: command name -> package name.
+declare -A apt_tools=([tmux]=tmux [bats]=bats [shellcheck]=shellcheck [jq]=jq [zip]=zip [unzip]=unzip [openssl]=openssl)
+
+missing=()
+for cmd in "${!apt_tools[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${apt_tools[$cmd]}")
+done
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python and npm tools for the infrastructure suite live in their own environments under
+# tests/infra (see tests/infra/install.sh), so they never touch the user's global packages.
+if [[ -x tests/infra/install.sh ]]; then
+  tests/infra/install.sh
+fi
