@@ -1,1 +1,59 @@
-fn main() {}
+//! The heartbeat agent. Options and exit codes: `heartbeat-agent --help`.
+//! Results go to stdout, one line per heartbeat; problems to stderr as `heartbeat-agent: …`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use isp_monitor::agent::{self, Outcome, config::Options};
+
+fn main() -> ExitCode {
+    // clap prints its own message and exits 2 for bad usage.
+    let options = Options::parse();
+    let config = match options.validate() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("heartbeat-agent: {message}");
+            return ExitCode::from(Outcome::BadConfiguration as u8);
+        }
+    };
+    // One thread is plenty for one request a minute, and keeps the agent's memory small.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("heartbeat-agent: cannot start the async runtime: {err}");
+            return ExitCode::from(Outcome::BadConfiguration as u8);
+        }
+    };
+    match runtime.block_on(agent::run(config, shutdown_signal())) {
+        Ok(outcome) => ExitCode::from(outcome as u8),
+        Err(message) => {
+            eprintln!("heartbeat-agent: {message}");
+            ExitCode::from(Outcome::BadConfiguration as u8)
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
