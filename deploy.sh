@@ -1,0 +1,512 @@
+#!/usr/bin/env bash
+# deploy.sh: puts ISP Monitor's heartbeat endpoint on Azure Functions (Linux Consumption) and
+# writes its URL and key into .env, ready for ./start_heartbeat.sh.
+#
+# Usage: ./deploy.sh [--check | --what-if | --help]
+#
+#   (no option)  build the handler, package it, deploy main.bicep, upload the package, wait for
+#                the app, send one real heartbeat, write HEARTBEAT_URL and HEARTBEAT_KEY to .env.
+#                Safe to run again: every step converges on the same result.
+#   --check      check the tools, the Azure login, the .env values and the az extensions the
+#                queries need; changes nothing
+#   --what-if    show what the deployment would change in Azure; changes nothing
+#   --help       show this text
+#
+# Settings come from .env (created from .env.example on the first run); a variable already set in
+# your environment wins over .env. Needs az (after `az login`), jq, zip, curl and cargo.
+# Details and troubleshooting: docs/deploy.md.
+set -Eeuo pipefail
+
+readonly SCRIPT_NAME=deploy.sh
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly ROOT
+readonly ENV_FILE=${ISP_MONITOR_ENV_FILE:-$ROOT/.env}
+readonly TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+readonly PACKAGE=$TARGET_DIR/isp-monitor-functions.zip
+readonly MUSL_TARGET=x86_64-unknown-linux-musl
+readonly GNU_TARGET=x86_64-unknown-linux-gnu
+readonly DEPLOYMENT_NAME=isp-monitor
+readonly FUNCTION_NAME=Ping
+readonly QUERY_EXTENSIONS=(application-insights)
+readonly AZ_INSTALL_URL=https://learn.microsoft.com/cli/azure/install-azure-cli
+# .env variable -> main.bicep parameter:type. Unset variables are not passed, so the template's
+# defaults apply. They travel in a parameters file, never on the command line (the webhook URL is
+# a secret).
+readonly PARAMETERS=(
+  NAME_PREFIX=namePrefix:string
+  AZURE_LOCATION=location:string
+  ALERT_EMAIL=alertEmail:string
+  SILENCE_MINUTES=silenceMinutes:int
+  SILENCE_EVALUATION_MINUTES=silenceEvaluationMinutes:int
+  REMINDER_MINUTES=reminderMinutes:int
+  OUTAGE_REPORT_MINUTES=outageReportMinutes:int
+  RETENTION_DAYS=retentionInDays:int
+  ALERT_SMS_COUNTRY_CODE=smsCountryCode:string
+  ALERT_SMS_NUMBER=smsPhoneNumber:string
+  ALERT_WEBHOOK_URL=alertWebhookUrl:string
+)
+
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+
+usage() {
+  sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+# ---------------------------------------------------------------------------------------- settings
+
+# Fills in defaults for the deploy settings (after .env and the environment).
+apply_defaults() {
+  : "${AZURE_RESOURCE_GROUP:=isp-monitor}"
+  : "${AZURE_LOCATION:=eastus}"
+  : "${NAME_PREFIX:=ispmon}"
+}
+
+# Prints one line per problem with the deploy settings; prints nothing when they are fine.
+settings_problems() {
+  if [[ -z ${ALERT_EMAIL:-} ]]; then
+    echo "ALERT_EMAIL is not set: add ALERT_EMAIL=you@example.com to $ENV_FILE"
+  elif [[ ! $ALERT_EMAIL =~ ^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$ ]]; then
+    echo "ALERT_EMAIL '$ALERT_EMAIL' is not an email address: fix it in $ENV_FILE"
+  fi
+  if [[ ! $AZURE_RESOURCE_GROUP =~ ^[-_.()[:alnum:]]{1,90}$ || $AZURE_RESOURCE_GROUP == *. ]]; then
+    echo "AZURE_RESOURCE_GROUP '$AZURE_RESOURCE_GROUP' is not a valid resource group name (letters, digits, - _ . ( ), at most 90, not ending in '.'): fix it in $ENV_FILE"
+  fi
+  if [[ ! $AZURE_LOCATION =~ ^[a-z0-9]+$ ]]; then
+    echo "AZURE_LOCATION '$AZURE_LOCATION' is not a region name like 'eastus' (see 'az account list-locations -o table'): fix it in $ENV_FILE"
+  fi
+  if [[ ! $NAME_PREFIX =~ ^[a-z0-9][a-z0-9-]{1,9}$ ]]; then
+    echo "NAME_PREFIX '$NAME_PREFIX' must be 2 to 10 lowercase letters, digits or hyphens, not starting with a hyphen: fix it in $ENV_FILE"
+  fi
+  one_of SILENCE_MINUTES "whole number from 2 to 1440" '^([2-9]|[1-9][0-9]{1,2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)$'
+  one_of SILENCE_EVALUATION_MINUTES "1, 5, 10 or 15" '^(1|5|10|15)$'
+  one_of REMINDER_MINUTES "0 (off), 5, 10, 15, 30 or 60" '^(0|5|10|15|30|60)$'
+  one_of OUTAGE_REPORT_MINUTES "5, 10, 15, 30 or 60" '^(5|10|15|30|60)$'
+  one_of RETENTION_DAYS "whole number of days from 30 to 730" '^([3-9][0-9]|[1-6][0-9]{2}|7[0-2][0-9]|730)$'
+  one_of ALERT_SMS_COUNTRY_CODE "country calling code such as 1 or 44" '^[0-9]{1,4}$'
+  one_of ALERT_SMS_NUMBER "phone number of digits only, without the country code" '^[0-9]{4,20}$'
+  one_of ALERT_WEBHOOK_URL "https URL" '^https://[^[:space:]]+$'
+  local f
+  for f in main.bicep host.json Ping/function.json; do
+    [[ -f $ROOT/$f ]] || echo "$f is missing from $ROOT: run deploy.sh from a complete clone of the repository"
+  done
+}
+
+# one_of VAR DESCRIPTION REGEX: a problem line when VAR is set and does not match.
+one_of() {
+  local var=$1 what=$2 re=$3 shown
+  [[ -z ${!var:-} || ${!var} =~ $re ]] && return 0
+  shown=${!var}
+  [[ $var == ALERT_WEBHOOK_URL ]] && shown="(hidden)"
+  echo "$var $shown must be a $what: fix it in $ENV_FILE"
+}
+
+# Asks for the alert email when it is missing and a person is at the terminal; saves the answer.
+ask_alert_email() {
+  [[ -z ${ALERT_EMAIL:-} && -t 0 && -t 2 ]] || return 0
+  read -r -p "Email address for the outage alerts: " ALERT_EMAIL
+  [[ -n $ALERT_EMAIL ]] || return 0
+  export ALERT_EMAIL
+  set_env_values "$ENV_FILE" ALERT_EMAIL
+}
+
+# ----------------------------------------------------------------------------------------- az calls
+
+# az with the chosen subscription, JSON output (whatever the user's default output is) and the
+# stderr kept in $WORK/az.err for az_reason.
+az_json() {
+  local sub=()
+  [[ -n ${AZURE_SUBSCRIPTION:-} ]] && sub=(--subscription "$AZURE_SUBSCRIPTION")
+  az "$@" "${sub[@]}" --only-show-errors -o json 2>"$WORK/az.err"
+}
+
+# One line saying why the last az call failed: the innermost error message az printed.
+az_reason() {
+  local err line msg
+  err=$(cat "$WORK/az.err" 2>/dev/null || true)
+  line=$(grep -m1 '^ERROR: ' <<<"$err" || true)
+  line=${line#ERROR: }
+  if [[ $line == \{* ]]; then
+    msg=$(jq -r '[.. | objects | (.message // .Message // empty) | strings] | last // empty' <<<"$line" 2>/dev/null || true)
+    # ARM nests a resource provider's own JSON error as a string inside the last message.
+    if [[ $msg == \{* ]]; then
+      msg=$(jq -r '.Message // .message // empty' <<<"$msg" 2>/dev/null || printf '%s' "$msg")
+    fi
+    [[ -n $msg ]] && line=$msg
+  fi
+  [[ -n $line ]] || line=$(grep -m1 -v '^[[:space:]]*$' <<<"$err" || true)
+  [[ -n $line ]] || line="az gave no reason"
+  line=$(tr -s '\r\n\t' '   ' <<<"$line")
+  line=${line%"${line##*[![:space:]]}"}
+  printf '%s' "${line:0:300}"
+}
+
+# Stops with the right advice for an az failure: login, a taken name, or the az message itself.
+az_die() {
+  local what=$1 reason
+  reason=$(az_reason)
+  if grep -qiE "az login|AADSTS|refresh token|expired" "$WORK/az.err" 2>/dev/null; then
+    die "$what failed because the Azure login is missing or expired: run 'az login' and then ./deploy.sh again"
+  fi
+  if grep -qE "AlreadyExists|AlreadyTaken|already taken|already exists|NameNotAvailable|is not available" "$WORK/az.err" 2>/dev/null; then
+    die "$what failed: a name is taken ($reason): set another NAME_PREFIX in $ENV_FILE and run ./deploy.sh again"
+  fi
+  die "$what failed: $reason: fix the cause and run ./deploy.sh again (details: docs/deploy.md)"
+}
+
+require_az() {
+  command -v az >/dev/null 2>&1 ||
+    die "az (the Azure CLI) is not installed: install it (see $AZ_INSTALL_URL), run 'az login', then ./deploy.sh again"
+}
+
+require_login() {
+  az_json account show >"$WORK/account.json" ||
+    die "not logged in to Azure: run 'az login' (and 'az account set -s <subscription>' to pick one), then ./deploy.sh again"
+}
+
+# Writes the parameters file (mode 600, in the private work directory) and prints the arguments
+# for `az deployment group create|what-if`, NUL-separated.
+deployment_args() {
+  local pair var spec file=$WORK/parameters.json params='{}'
+  for pair in "${PARAMETERS[@]}"; do
+    var=${pair%%=*}
+    spec=${pair#*=}
+    [[ -n ${!var:-} ]] || continue
+    if [[ ${spec#*:} == int ]]; then
+      params=$(jq --arg k "${spec%%:*}" --argjson v "$((10#${!var}))" '. + {($k): {value: $v}}' <<<"$params")
+    else
+      params=$(ISP_MONITOR_VALUE=${!var} jq --arg k "${spec%%:*}" '. + {($k): {value: env.ISP_MONITOR_VALUE}}' <<<"$params")
+    fi
+  done
+  jq -n --argjson p "$params" '{
+    "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#",
+    contentVersion: "1.0.0.0", parameters: $p}' >"$file"
+  printf '%s\0' -g "$AZURE_RESOURCE_GROUP" -n "$DEPLOYMENT_NAME" --template-file "$ROOT/main.bicep" --parameters "@$file"
+}
+
+group_exists() {
+  az_json group exists -n "$AZURE_RESOURCE_GROUP" >"$WORK/exists.json" || az_die "checking resource group $AZURE_RESOURCE_GROUP"
+  [[ $(<"$WORK/exists.json") == true ]]
+}
+
+# ------------------------------------------------------------------------------------------ --check
+
+check_tools_and_settings() {
+  local problems=0 line ext target
+  report() { printf '%-5s %s\n' "$1" "$2"; [[ $1 != FAIL ]] || problems=$((problems + 1)); }
+
+  for line in az:azure-cli jq:jq zip:zip curl:curl cargo:cargo rustc:rustc; do
+    if command -v "${line%%:*}" >/dev/null 2>&1; then
+      report ok "${line%%:*} found"
+    elif [[ ${line%%:*} == az ]]; then
+      report FAIL "az (the Azure CLI) is not installed: see $AZ_INSTALL_URL"
+    elif [[ ${line%%:*} == cargo || ${line%%:*} == rustc ]]; then
+      report FAIL "${line%%:*} is not installed: install Rust from https://rustup.rs"
+    else
+      report FAIL "${line%%:*} is not installed: $(install_hint "${line#*:}")"
+    fi
+  done
+
+  if command -v rustc >/dev/null 2>&1; then
+    target=$(handler_target 2>/dev/null || true)
+    case $target in
+      "$MUSL_TARGET") report ok "Rust target $MUSL_TARGET installed (static handler)" ;;
+      "$GNU_TARGET") report warn "Rust target $MUSL_TARGET missing: the handler will be a glibc build; run 'rustup target add $MUSL_TARGET' for a static one" ;;
+      *) report FAIL "no Rust target for Linux x86_64: run 'rustup target add $MUSL_TARGET'" ;;
+    esac
+  fi
+
+  while IFS= read -r line; do
+    [[ -n $line ]] && report FAIL "$line"
+  done < <(settings_problems)
+  [[ -n ${ALERT_EMAIL:-} ]] && report ok "alerts go to $ALERT_EMAIL"
+
+  if command -v az >/dev/null 2>&1; then
+    if az_json account show >"$WORK/account.json"; then
+      report ok "logged in to Azure, subscription '$(jq -r '.name' "$WORK/account.json")' ($(jq -r '.id' "$WORK/account.json"))"
+      if az_json group exists -n "$AZURE_RESOURCE_GROUP" >"$WORK/exists.json"; then
+        if [[ $(<"$WORK/exists.json") == true ]]; then
+          report ok "resource group $AZURE_RESOURCE_GROUP exists"
+        else
+          report ok "resource group $AZURE_RESOURCE_GROUP will be created in $AZURE_LOCATION"
+        fi
+      fi
+    else
+      report FAIL "not logged in to Azure: run 'az login'"
+    fi
+    for ext in "${QUERY_EXTENSIONS[@]}"; do
+      if az extension show -n "$ext" -o json >/dev/null 2>&1; then
+        report ok "az extension $ext installed"
+      else
+        report warn "az extension $ext missing (the log queries need it): run 'az extension add -n $ext'"
+      fi
+    done
+  fi
+
+  if ((problems)); then
+    die "$problems problem(s) found: fix them and run ./deploy.sh --check again"
+  fi
+  info "All checks passed: run ./deploy.sh to deploy."
+}
+
+# ------------------------------------------------------------------------------------ build, package
+
+# Prints the Rust target the handler is built for: static musl when installed, else gnu.
+handler_target() {
+  local sysroot
+  sysroot=$(rustc --print sysroot)
+  if [[ -d $sysroot/lib/rustlib/$MUSL_TARGET ]]; then
+    echo "$MUSL_TARGET"
+  elif [[ -d $sysroot/lib/rustlib/$GNU_TARGET ]]; then
+    echo "$GNU_TARGET"
+  else
+    return 1
+  fi
+}
+
+build_handler() {
+  local target glibc
+  target=$(handler_target) ||
+    die "no Rust target for Linux x86_64 is installed: run 'rustup target add $MUSL_TARGET' and ./deploy.sh again"
+  if [[ $target == "$GNU_TARGET" ]]; then
+    glibc=$(ldd --version 2>/dev/null | head -n1 | grep -oE '[0-9]+\.[0-9]+$' || echo unknown)
+    warn "building the handler for $GNU_TARGET: it needs a glibc at least as new as this machine's ($glibc), and the Linux Consumption image may be older, so the function could fail to start. For a static build run 'rustup target add $MUSL_TARGET' and deploy again."
+  fi
+  info "==> building the handler (release, $target)"
+  cargo build --release --locked --manifest-path "$ROOT/Cargo.toml" --target "$target" --bin handler ||
+    die "cargo build failed for $target (see above): fix the error$([[ $target == "$MUSL_TARGET" ]] && printf ' (C dependencies may need musl-tools: %s)' "$(install_hint musl-tools)") and run ./deploy.sh again"
+  HANDLER_BIN=$TARGET_DIR/$target/release/handler
+  [[ -x $HANDLER_BIN ]] || die "cargo reported success but $HANDLER_BIN is missing: run 'cargo build --release --target $target --bin handler' to see why"
+}
+
+# Zips host.json, Ping/function.json and the handler (mode 755) into $PACKAGE.
+package_app() {
+  local exe stage=$WORK/package
+  exe=$(jq -r '.customHandler.description.defaultExecutablePath // empty' "$ROOT/host.json") ||
+    die "host.json is not valid JSON: fix it and run ./deploy.sh again"
+  [[ -n $exe && $exe != /* && $exe != *..* ]] ||
+    die "host.json has no relative customHandler.description.defaultExecutablePath: set it to \"handler\" and run ./deploy.sh again"
+  info "==> packaging host.json, Ping/function.json and $exe"
+  mkdir -p "$stage/Ping" "$stage/$(dirname "$exe")"
+  cp "$ROOT/host.json" "$stage/host.json"
+  cp "$ROOT/Ping/function.json" "$stage/Ping/function.json"
+  cp "$HANDLER_BIN" "$stage/$exe"
+  chmod 644 "$stage/host.json" "$stage/Ping/function.json"
+  # Linux Consumption drops the mode on extraction and adds u+x to the launched file itself;
+  # keep 755 in the zip anyway (PLATFORM.md §2).
+  chmod 755 "$stage/$exe"
+  mkdir -p "$(dirname "$PACKAGE")"
+  rm -f "$PACKAGE"
+  (cd "$stage" && zip -q -X -D "$PACKAGE" host.json Ping/function.json "$exe") ||
+    die "zip could not write $PACKAGE: check free space and permissions and run ./deploy.sh again"
+}
+
+# -------------------------------------------------------------------------------------- Azure steps
+
+ensure_group() {
+  if group_exists; then
+    info "==> resource group $AZURE_RESOURCE_GROUP exists"
+  else
+    info "==> creating resource group $AZURE_RESOURCE_GROUP in $AZURE_LOCATION"
+    az_json group create -n "$AZURE_RESOURCE_GROUP" -l "$AZURE_LOCATION" >/dev/null ||
+      az_die "creating resource group $AZURE_RESOURCE_GROUP"
+  fi
+}
+
+deploy_template() {
+  local args=()
+  mapfile -d '' args < <(deployment_args)
+  info "==> deploying main.bicep to $AZURE_RESOURCE_GROUP (a first deployment takes a few minutes)"
+  az_json deployment group create "${args[@]}" >"$WORK/deployment.json" || az_die "the deployment of main.bicep"
+  APP_NAME=$(jq -r '.properties.outputs.functionAppName.value // empty' "$WORK/deployment.json")
+  NEW_URL=$(jq -r '.properties.outputs.heartbeatUrl.value // empty' "$WORK/deployment.json")
+  [[ -n $APP_NAME && -n $NEW_URL ]] ||
+    die "the deployment did not return the outputs functionAppName and heartbeatUrl: check main.bicep's outputs and run ./deploy.sh again"
+  check_url "$NEW_URL"
+  info "    function app: $APP_NAME"
+}
+
+# The deployed URL is https. Plain http is accepted only for a loopback host, which is what the
+# tests use (their az stand-in reports a local handler's URL).
+check_url() {
+  local url=$1
+  [[ $url == https://* || $url =~ ^http://(127\.0\.0\.1|localhost)(:[0-9]+)?/ ]] ||
+    die "the deployment returned '$url', which is not an https URL: check main.bicep's heartbeatUrl output"
+}
+
+upload_package() {
+  info "==> uploading the package (config-zip: blob storage + WEBSITE_RUN_FROM_PACKAGE)"
+  az_json functionapp deployment source config-zip -g "$AZURE_RESOURCE_GROUP" -n "$APP_NAME" --src "$PACKAGE" >/dev/null ||
+    az_die "uploading the package to $APP_NAME"
+}
+
+# Waits until the app's host answers HTTP at all (any status below 500).
+wait_for_host() {
+  local base code deadline=$((SECONDS + WAIT_SECONDS))
+  base=$(sed -E 's#^(https?://[^/]+).*#\1#' <<<"$NEW_URL")
+  info "==> waiting for $base to answer (up to ${WAIT_SECONDS}s)"
+  while :; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$base/" || true)
+    [[ $code =~ ^[1-4][0-9][0-9]$ ]] && return 0
+    ((SECONDS < deadline)) ||
+      die "$base did not answer within ${WAIT_SECONDS}s (last status ${code:-none}): wait a minute and run ./deploy.sh again, or raise ISP_MONITOR_DEPLOY_TIMEOUT"
+    sleep "$POLL_SECONDS"
+  done
+}
+
+# Reads the Ping function's default key into NEW_KEY (never printed). Right after an upload the
+# host may not list keys yet, so this retries until the deadline.
+fetch_key() {
+  local deadline=$((SECONDS + WAIT_SECONDS))
+  info "==> fetching the function key"
+  while :; do
+    if az_json functionapp function keys list -g "$AZURE_RESOURCE_GROUP" -n "$APP_NAME" --function-name "$FUNCTION_NAME" >"$WORK/keys.json"; then
+      NEW_KEY=$(jq -r '.default // empty' "$WORK/keys.json")
+      rm -f "$WORK/keys.json"
+      [[ -n $NEW_KEY ]] && return 0
+      echo "ERROR: the key list has no 'default' key" >"$WORK/az.err"
+    fi
+    ((SECONDS < deadline)) || az_die "fetching the key of function $FUNCTION_NAME"
+    sleep "$POLL_SECONDS"
+  done
+}
+
+# POSTs one heartbeat with the key (sent as a header read from a file descriptor, so it is on no
+# command line) and expects 200 "ok". Retries while the app warms up.
+send_heartbeat() {
+  local code body device deadline=$((SECONDS + WAIT_SECONDS))
+  device=${HEARTBEAT_DEVICE:-$(hostname 2>/dev/null || uname -n)}
+  info "==> sending a heartbeat as device '$device'"
+  while :; do
+    code=$(jq -cn --arg device "$device" '{device: $device, note: "deploy.sh check"}' |
+      curl -s -o "$WORK/heartbeat.body" -w '%{http_code}' --max-time 15 -X POST \
+        -H 'Content-Type: application/json' -H @<(printf 'x-functions-key: %s\n' "$NEW_KEY") \
+        --data-binary @- "$NEW_URL" || true)
+    body=$(head -c 200 "$WORK/heartbeat.body" 2>/dev/null || true)
+    if [[ $code == 200 && $body == ok* ]]; then
+      info "    answered 200 ok"
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      case $code in
+        401 | 403) die "the heartbeat was refused with $code: the function key was not accepted; run ./deploy.sh again to fetch it anew" ;;
+        404) die "the heartbeat got 404: the Ping function is not loaded; check host.json and Ping/function.json in the package and run ./deploy.sh again" ;;
+        000) die "the heartbeat could not reach $NEW_URL: check your connection and run ./deploy.sh again" ;;
+        *) die "the heartbeat got status $code ('$(tr -s '\r\n' '  ' <<<"$body")') instead of 200 ok: see the app's logs (docs/deploy.md) and run ./deploy.sh again" ;;
+      esac
+    fi
+    sleep "$POLL_SECONDS"
+  done
+}
+
+save_heartbeat_settings() {
+  HEARTBEAT_URL=$NEW_URL HEARTBEAT_KEY=$NEW_KEY set_env_values "$ENV_FILE" HEARTBEAT_URL HEARTBEAT_KEY
+  info "==> wrote HEARTBEAT_URL and HEARTBEAT_KEY to $ENV_FILE (mode 600)"
+}
+
+warn_if_env_tracked() {
+  command -v git >/dev/null 2>&1 || return 0
+  git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1 || return 0
+  git -C "$ROOT" check-ignore -q "$ENV_FILE" 2>/dev/null ||
+    warn "$ENV_FILE is not ignored by git and holds your key: add '.env' to .gitignore"
+}
+
+next_steps() {
+  cat <<EOF
+
+Deployed: heartbeats go to $NEW_URL
+Next:
+  ./start_heartbeat.sh            start the agent in tmux (session '${ISP_MONITOR_SESSION:-isp-monitor}')
+  ./start_heartbeat.sh --status   see whether it runs and its last heartbeat
+  ./stop_heartbeat.sh             stop it
+Alerts go to $ALERT_EMAIL (Azure Monitor sends a notice when the address joins the action group;
+check the spam folder). Costs and alert delays: docs/deploy.md.
+EOF
+}
+
+# ------------------------------------------------------------------------------------------- modes
+
+prepare() {
+  local mode=$1
+  WORK=$(mktemp -d)
+  trap 'rm -rf "$WORK"' EXIT
+  if [[ $mode == deploy && ! -f $ENV_FILE ]]; then
+    [[ -f $ROOT/.env.example ]] || die ".env.example is missing: restore it from the repository and run again"
+    (umask 077 && cp "$ROOT/.env.example" "$ENV_FILE")
+    chmod 600 "$ENV_FILE"
+    info "==> created $ENV_FILE from .env.example"
+  fi
+  load_env "$ENV_FILE"
+  apply_defaults
+  # Seconds to wait for the app after the upload (cold start, trigger sync), and between tries.
+  WAIT_SECONDS=${ISP_MONITOR_DEPLOY_TIMEOUT:-300}
+  POLL_SECONDS=${ISP_MONITOR_POLL_SECONDS:-5}
+  is_positive_int "$WAIT_SECONDS" || die "ISP_MONITOR_DEPLOY_TIMEOUT '$WAIT_SECONDS' is not a whole number of seconds: fix it"
+  [[ $POLL_SECONDS =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "ISP_MONITOR_POLL_SECONDS '$POLL_SECONDS' is not a number of seconds: fix it"
+}
+
+require_settings() {
+  local problem
+  problem=$(settings_problems | head -n1)
+  [[ -z $problem ]] || die "$problem, then run ./deploy.sh again"
+}
+
+run_check() {
+  prepare check
+  check_tools_and_settings
+}
+
+run_what_if() {
+  local args=()
+  require_az
+  require_cmd jq
+  prepare what-if
+  require_settings
+  require_login
+  if ! group_exists; then
+    info "Resource group $AZURE_RESOURCE_GROUP does not exist yet: a deploy would create it in $AZURE_LOCATION, with every resource in main.bicep."
+    return 0
+  fi
+  mapfile -d '' args < <(deployment_args)
+  local sub=()
+  [[ -n ${AZURE_SUBSCRIPTION:-} ]] && sub=(--subscription "$AZURE_SUBSCRIPTION")
+  az deployment group what-if "${args[@]}" "${sub[@]}" --only-show-errors 2>"$WORK/az.err" || az_die "what-if"
+}
+
+run_deploy() {
+  require_az
+  require_cmd jq
+  require_cmd zip
+  require_cmd curl
+  command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install Rust from https://rustup.rs and run ./deploy.sh again"
+  command -v rustc >/dev/null 2>&1 || die "rustc is not installed: install Rust from https://rustup.rs and run ./deploy.sh again"
+  prepare deploy
+  ask_alert_email
+  require_settings
+  require_login
+  info "==> deploying to resource group $AZURE_RESOURCE_GROUP ($AZURE_LOCATION), subscription '$(jq -r '.name' "$WORK/account.json")'"
+  build_handler
+  package_app
+  ensure_group
+  deploy_template
+  upload_package
+  wait_for_host
+  fetch_key
+  send_heartbeat
+  save_heartbeat_settings
+  warn_if_env_tracked
+  next_steps
+}
+
+main() {
+  (($# <= 1)) || die "one option at most, got '$*': run ./deploy.sh --help"
+  case ${1:-} in
+    "") run_deploy ;;
+    --check) run_check ;;
+    --what-if) run_what_if ;;
+    -h | --help) usage ;;
+    *) die "unknown option '$1': run ./deploy.sh --help" ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,182 @@
+# shellcheck shell=bash
+# Helpers shared by deploy.sh, start_heartbeat.sh and stop_heartbeat.sh (sourced, never run).
+#
+# - one error helper (`die`) that prefixes the calling script's name and says what to do next;
+# - the `.env` reader: KEY=VALUE lines, never executed as shell code, values already in the
+#   environment win, empty values count as unset (so the documented default applies);
+# - the `.env` writer used by deploy.sh (other lines untouched, mode 600, secrets never on argv);
+# - the install hint for a missing command on this platform.
+
+# Name used in every message; the sourcing script sets SCRIPT_NAME first.
+: "${SCRIPT_NAME:=$(basename "$0")}"
+
+die() {
+  printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2
+  exit 1
+}
+
+warn() {
+  printf '%s: warning: %s\n' "$SCRIPT_NAME" "$*" >&2
+}
+
+info() {
+  printf '%s\n' "$*"
+}
+
+# Prints the command that installs package $1 on this machine.
+install_hint() {
+  local pkg=$1 id="" like=""
+  if [[ $(uname -s) == Darwin ]]; then
+    printf 'brew install %s' "$pkg"
+    return
+  fi
+  if [[ -r /etc/os-release ]]; then
+    id=$(sed -n 's/^ID=//p' /etc/os-release | tr -d '"')
+    like=$(sed -n 's/^ID_LIKE=//p' /etc/os-release | tr -d '"')
+  fi
+  case " $id $like " in
+    *" debian "* | *" ubuntu "*) printf 'sudo apt-get install -y %s' "$pkg" ;;
+    *" fedora "* | *" rhel "* | *" centos "*) printf 'sudo dnf install -y %s' "$pkg" ;;
+    *" arch "*) printf 'sudo pacman -S %s' "$pkg" ;;
+    *" alpine "*) printf 'sudo apk add %s' "$pkg" ;;
+    *" suse "* | *" opensuse "*) printf 'sudo zypper install %s' "$pkg" ;;
+    *) printf "your package manager's install command for %s" "$pkg" ;;
+  esac
+}
+
+# require_cmd COMMAND [PACKAGE]: stops with the install command when COMMAND is missing.
+require_cmd() {
+  local cmd=$1 pkg=${2:-$1}
+  command -v "$cmd" >/dev/null 2>&1 ||
+    die "$cmd is not installed: install it with '$(install_hint "$pkg")' and run again"
+}
+
+# The names load_env takes from .env; other lines are ignored.
+readonly ENV_NAMES='^(HEARTBEAT_[A-Z_]+|ISP_MONITOR_[A-Z_]+|AZURE_[A-Z_]+|ALERT_[A-Z_]+|NAME_PREFIX|SILENCE_MINUTES|SILENCE_EVALUATION_MINUTES|REMINDER_MINUTES|OUTAGE_REPORT_MINUTES|RETENTION_DAYS)$'
+
+# load_env FILE: sets each KEY=VALUE of FILE that is not already set in the environment (when a
+# key appears twice in FILE, the later line wins). Accepts `KEY=value`, `KEY="value"`,
+# `KEY='value'`, `export KEY=value`, comments and blank lines. The file is parsed, not sourced, so
+# nothing in it runs as code.
+load_env() {
+  local file=$1 line key value n=0
+  local -A from_file=()
+  [[ -f $file ]] || return 0
+  [[ -r $file ]] || die "cannot read $file: check its owner and mode (chmod 600 $file)"
+  while IFS= read -r line || [[ -n $line ]]; do
+    n=$((n + 1))
+    line=${line%$'\r'}
+    [[ $line =~ ^[[:space:]]*(#.*)?$ ]] && continue
+    if [[ ! $line =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]]; then
+      die "line $n of $file is not KEY=VALUE: fix or remove it (see .env.example)"
+    fi
+    key=${BASH_REMATCH[2]}
+    value=${BASH_REMATCH[3]}
+    # Only our own settings: a stray PATH= or IFS= in .env must not change how the scripts run.
+    [[ $key =~ $ENV_NAMES ]] || continue
+    if [[ $value =~ ^\"(.*)\"[[:space:]]*$ || $value =~ ^\'(.*)\'[[:space:]]*$ ]]; then
+      value=${BASH_REMATCH[1]}
+    fi
+    if [[ -z ${from_file[$key]:-} && -n ${!key+x} ]]; then
+      continue # the environment wins
+    fi
+    from_file[$key]=1
+    if [[ -z $value ]]; then
+      unset "$key" # empty means "use the default"
+      continue
+    fi
+    printf -v "$key" '%s' "$value"
+    export "${key?}"
+  done <"$file"
+}
+
+# set_env_values FILE KEY...: writes the current values of the named variables into FILE,
+# replacing each KEY's existing line (the first one; later duplicates are dropped) or appending it.
+# Every other line is kept as it was. The values travel to awk through the environment, never
+# on a command line, and the result replaces FILE atomically with mode 600.
+set_env_values() {
+  local file=$1 tmp
+  shift
+  tmp=$(mktemp "$(dirname "$file")/.env.XXXXXX") # mktemp creates it with mode 600
+  [[ -f $file ]] || : >"$file"
+  if ! ISP_MONITOR_SET_KEYS="$*" awk '
+    BEGIN { n = split(ENVIRON["ISP_MONITOR_SET_KEYS"], keys, " ") }
+    {
+      for (i = 1; i <= n; i++) {
+        if ($0 ~ ("^[[:space:]]*(export[[:space:]]+)?" keys[i] "=")) {
+          if (!(keys[i] in done)) { print keys[i] "=" ENVIRON[keys[i]]; done[keys[i]] = 1 }
+          next
+        }
+      }
+      print
+    }
+    END {
+      for (i = 1; i <= n; i++) if (!(keys[i] in done)) print keys[i] "=" ENVIRON[keys[i]]
+    }' "$file" >"$tmp"; then
+    rm -f "$tmp"
+    die "could not update $file: check that its directory is writable"
+  fi
+  chmod 600 "$tmp"
+  mv -f "$tmp" "$file"
+}
+
+# Warns when FILE (which may hold HEARTBEAT_KEY) can be read by other users.
+warn_if_env_readable() {
+  local file=$1 mode
+  [[ -f $file ]] || return 0
+  mode=$(stat -c %a "$file" 2>/dev/null || stat -f %Lp "$file" 2>/dev/null || echo 600)
+  if [[ ${mode: -2} != 00 ]]; then
+    warn "$file is readable by other users and may hold your heartbeat key: run 'chmod 600 $file'"
+  fi
+}
+
+# is_positive_int VALUE: a whole number greater than zero.
+is_positive_int() {
+  [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 > 0))
+}
+
+# ------------------------------------------------------------------------------------------- tmux
+# The agent runs in window "agent" of a tmux session (and, with --local, the handler in window
+# "handler"). remain-on-exit keeps a crashed process's last words on screen for --status.
+
+require_tmux() {
+  command -v tmux >/dev/null 2>&1 ||
+    die "tmux is not installed: install it with '$(install_hint tmux)' and run again"
+}
+
+session_exists() {
+  tmux has-session -t "=$1" 2>/dev/null
+}
+
+# pane_field SESSION WINDOW FORMAT: one tmux format value of that window's pane.
+pane_field() {
+  tmux display-message -p -t "=$1:$2" "$3" 2>/dev/null
+}
+
+# exit_note SESSION WINDOW: " (exit status N)" for a dead pane, or nothing when tmux does not know
+# it: tmux marks a pane dead when its terminal closes and learns the status when it reaps the
+# process, which it can miss for a process that exits at once (seen with tmux 3.3a).
+exit_note() {
+  local status="" tries=0
+  while [[ -z $status ]] && ((tries++ < 5)); do
+    status=$(pane_field "$1" "$2" '#{pane_dead_status}')
+    [[ -n $status ]] || sleep 0.05
+  done
+  [[ -z $status ]] || printf ' (exit status %s)' "$status"
+}
+
+# pane_output SESSION WINDOW [LINES]: the window's output (history included), without blank lines
+# and tmux's own "Pane is dead" notice; the last LINES lines when given.
+pane_output() {
+  local out
+  out=$(tmux capture-pane -p -J -S - -t "=$1:$2" 2>/dev/null | grep -v -e '^[[:space:]]*$' -e '^Pane is dead (' || true)
+  if [[ -n ${3:-} ]]; then
+    tail -n "$3" <<<"$out"
+  else
+    printf '%s\n' "$out"
+  fi
+}
+
+# The agent prints one line per heartbeat: "<RFC 3339 time> ok|fail ...".
+# shellcheck disable=SC2034 # used by the scripts that source this file
+readonly AGENT_LINE_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+ (ok|fail)( |$)'

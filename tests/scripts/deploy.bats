@@ -1,0 +1,390 @@
+#!/usr/bin/env bats
+# deploy.sh against the az stand-in (tests/scripts/stubs/az), the cargo/rustc stand-ins and, for the
+# heartbeat it sends, a loopback peer: the key-checking front end (keygate.pl) or the real handler.
+# Nothing reaches Azure or the internet.
+
+# Each @test runs in its own subshell by design: its exports are meant to stay local.
+# shellcheck disable=SC2030,SC2031
+
+bats_require_minimum_version 1.5.0
+load test_helper
+
+readonly KEY=stub-KEY-1234567890abcdef==
+
+setup() {
+  common_setup
+  export AZ_STUB_KEY=$KEY
+  # Failure paths wait for the app at most this long, polling fast.
+  export ISP_MONITOR_DEPLOY_TIMEOUT=3 ISP_MONITOR_POLL_SECONDS=0.1
+  write_env \
+    "# my settings" \
+    "ALERT_EMAIL=me@example.com" \
+    "NAME_PREFIX=home" \
+    "HEARTBEAT_DEVICE=den-pc" \
+    "HEARTBEAT_URL=https://old.example.net/api/ping" \
+    "KEEP_ME='untouched value' # a line deploy.sh must not rewrite"
+}
+
+teardown() {
+  common_teardown
+}
+
+# Points the stand-in's heartbeatUrl output at the key-checking front end.
+use_keygate() {
+  start_keygate "${1:-$KEY}"
+  export AZ_STUB_HEARTBEAT_URL=http://127.0.0.1:$KEYGATE_PORT/api/ping
+}
+
+# The last line of output is deploy.sh's one-line reason.
+assert_failed_with() {
+  [[ $status -ne 0 ]] || fail_test "expected a failure, got status 0: $output" || return 1
+  [[ ${lines[-1]} == "deploy.sh: "* ]] || fail_test "last line is not deploy.sh's reason: ${lines[-1]}" || return 1
+  [[ ${lines[-1]} == *"$1"* ]] || fail_test "expected '$1' in: ${lines[-1]}"
+}
+
+assert_env_not_written() {
+  refute grep -q '^HEARTBEAT_KEY=' "$REPO/.env"
+  grep -q '^HEARTBEAT_URL=https://old.example.net/api/ping$' "$REPO/.env"
+}
+
+# --------------------------------------------------------------------------------------- happy path
+
+@test "deploy: runs the steps in order: login, build, package, group, template, upload, key" {
+  use_keygate
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  assert_in_order \
+    "az account show" \
+    "cargo build --release --locked --manifest-path $REPO/Cargo.toml --target x86_64-unknown-linux-musl --bin handler" \
+    "az group exists -n isp-monitor" \
+    "az group create -n isp-monitor -l eastus" \
+    "az deployment group create -g isp-monitor -n isp-monitor --template-file $REPO/main.bicep --parameters @" \
+    "az functionapp deployment source config-zip -g isp-monitor -n ispmon-func-abc123 --src $REPO/target/isp-monitor-functions.zip" \
+    "az functionapp function keys list -g isp-monitor -n ispmon-func-abc123 --function-name Ping"
+  # Every az call asks for JSON, whatever the user's default output format is.
+  [ "$(grep -c '^az ' "$STUB_LOG")" -eq "$(grep -c -- '-o json' "$STUB_LOG")" ]
+}
+
+@test "deploy: the package holds host.json, Ping/function.json and the handler with mode 755, nothing else" {
+  use_keygate
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  run zipinfo -1 "$AZ_STUB_STATE/uploaded.zip"
+  [ "$(sort <<<"$output")" = "$(printf '%s\n' Ping/function.json handler host.json)" ]
+  run zipinfo "$AZ_STUB_STATE/uploaded.zip"
+  [[ $output == *"-rwxr-xr-x"*" handler"* ]]
+  [[ $(grep ' host.json$' <<<"$output") == "-rw-r--r--"* ]]
+  [[ $(grep ' Ping/function.json$' <<<"$output") == "-rw-r--r--"* ]]
+  # The packaged files are the repository's own.
+  unzip -p "$AZ_STUB_STATE/uploaded.zip" host.json | cmp - "$REPO/host.json"
+  unzip -p "$AZ_STUB_STATE/uploaded.zip" Ping/function.json | cmp - "$REPO/Ping/function.json"
+  unzip -p "$AZ_STUB_STATE/uploaded.zip" handler | cmp - "$(type -P true)"
+}
+
+@test "deploy: the parameters come from .env, in a file, with ints as numbers and unset ones left out" {
+  use_keygate
+  write_env "ALERT_EMAIL=me@example.com" "NAME_PREFIX=home" "SILENCE_MINUTES=10" \
+    "SILENCE_EVALUATION_MINUTES=1" "ALERT_WEBHOOK_URL=https://hooks.example.com/secret-token"
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  run jq -c .parameters "$AZ_STUB_STATE/parameters.json"
+  [ "$output" = '{"namePrefix":{"value":"home"},"location":{"value":"eastus"},"alertEmail":{"value":"me@example.com"},"silenceMinutes":{"value":10},"silenceEvaluationMinutes":{"value":1},"alertWebhookUrl":{"value":"https://hooks.example.com/secret-token"}}' ]
+  # The webhook URL is a secret: on no command line.
+  refute grep -q secret-token "$STUB_LOG"
+}
+
+@test "deploy: sends a real heartbeat with the key as x-functions-key, then writes URL and key to .env (mode 600, other lines untouched)" {
+  use_keygate
+  chmod 644 "$REPO/.env"
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  # One POST reached the front end with the right key and this device's name.
+  run grep -c '^POST /api/ping key=match body=.*"device":"den-pc"' "$KEYGATE_LOG"
+  [ "$output" -eq 1 ]
+  [ "$(file_mode "$REPO/.env")" = 600 ]
+  run cat "$REPO/.env"
+  [ "$output" = "$(printf '%s\n' "# my settings" "ALERT_EMAIL=me@example.com" "NAME_PREFIX=home" \
+    "HEARTBEAT_DEVICE=den-pc" "HEARTBEAT_URL=http://127.0.0.1:$KEYGATE_PORT/api/ping" \
+    "KEEP_ME='untouched value' # a line deploy.sh must not rewrite" "HEARTBEAT_KEY=$KEY")" ]
+}
+
+@test "deploy: never shows the key, neither in its output nor in any az or curl command line" {
+  use_keygate
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  [[ $output != *"$KEY"* ]]
+  [[ $output == *"Next:"*"./start_heartbeat.sh"* ]]
+  refute grep -q "$KEY" "$STUB_LOG"
+}
+
+@test "deploy: the heartbeat the real handler receives is accepted (200 ok) and logged" {
+  start_handler
+  export AZ_STUB_HEARTBEAT_URL=http://127.0.0.1:$HANDLER_PORT/api/ping
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  [[ $output == *"answered 200 ok"* ]]
+  wait_until 5 grep -q '"device":"den-pc"' "$HANDLER_LOG"
+  grep '"device":"den-pc"' "$HANDLER_LOG" | jq -e 'select(.note == "deploy.sh check")' >/dev/null
+}
+
+@test "deploy: running it again converges: group created once, one URL and key line, the new key" {
+  use_keygate
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  kill "${BACKGROUND_PIDS[@]}"
+  BACKGROUND_PIDS=()
+  export AZ_STUB_KEY=second-KEY-zz==
+  use_keygate second-KEY-zz==
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  [ "$(calls 'az group create' | wc -l)" -eq 1 ]
+  [ "$(calls 'az deployment group create' | wc -l)" -eq 2 ]
+  [ "$(count_lines '^HEARTBEAT_URL=' "$REPO/.env")" -eq 1 ]
+  [ "$(count_lines '^HEARTBEAT_KEY=' "$REPO/.env")" -eq 1 ]
+  grep -qx 'HEARTBEAT_KEY=second-KEY-zz==' "$REPO/.env"
+}
+
+@test "deploy: waits for a host that is still warming up (key list fails at first)" {
+  use_keygate
+  export AZ_STUB_KEYS_FAIL_TIMES=3
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  [ "$(calls 'function keys list' | wc -l)" -eq 4 ]
+}
+
+@test "deploy: a fresh clone without .env gets one from .env.example (mode 600) with the email from the environment" {
+  use_keygate
+  rm "$REPO/.env"
+  ALERT_EMAIL=fresh@example.com run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  [ "$(file_mode "$REPO/.env")" = 600 ]
+  grep -q '^# ISP Monitor settings' "$REPO/.env"
+  grep -qx "HEARTBEAT_KEY=$KEY" "$REPO/.env"
+  [ "$(jq -r .parameters.alertEmail.value "$AZ_STUB_STATE/parameters.json")" = fresh@example.com ]
+}
+
+@test "deploy: at a terminal it asks for a missing ALERT_EMAIL and saves it in .env" {
+  command -v script >/dev/null || skip "needs script(1) from util-linux for a terminal"
+  use_keygate
+  write_env "NAME_PREFIX=home"
+  run script -qec "$REPO/deploy.sh" /dev/null <<<"asked@example.com"
+  [ "$status" -eq 0 ]
+  [[ $output == *"Email address for the outage alerts:"* ]]
+  grep -qx 'ALERT_EMAIL=asked@example.com' "$REPO/.env"
+  [ "$(jq -r .parameters.alertEmail.value "$AZ_STUB_STATE/parameters.json")" = asked@example.com ]
+}
+
+@test "deploy: AZURE_SUBSCRIPTION goes with every Azure call" {
+  use_keygate
+  AZURE_SUBSCRIPTION=my-sub run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  [ "$(grep -c '^az ' "$STUB_LOG")" -eq "$(grep -c -- '--subscription my-sub' "$STUB_LOG")" ]
+}
+
+@test "deploy: a value in the environment wins over .env" {
+  use_keygate
+  NAME_PREFIX=fromenv run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  [ "$(jq -r .parameters.namePrefix.value "$AZ_STUB_STATE/parameters.json")" = fromenv ]
+}
+
+@test "deploy: without the musl target it builds for gnu and warns about the platform's glibc" {
+  use_keygate
+  rmdir "$STUB_SYSROOT/lib/rustlib/x86_64-unknown-linux-musl"
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  [[ $output == *"warning: building the handler for x86_64-unknown-linux-gnu"*"glibc"*"rustup target add x86_64-unknown-linux-musl"* ]]
+  calls "cargo build" | grep -q -- '--target x86_64-unknown-linux-gnu --bin handler'
+}
+
+# ------------------------------------------------------------------------------------------ --check
+
+@test "--check: all good: reports each check, exits 0, calls only read-only az commands, changes nothing" {
+  rm "$REPO/.env"
+  export AZ_STUB_GROUP_EXISTS=1
+  ALERT_EMAIL=me@example.com run "$REPO/deploy.sh" --check
+  [ "$status" -eq 0 ]
+  [[ $output == *"ok    logged in to Azure, subscription 'Stand-in Subscription'"* ]]
+  [[ $output == *"ok    Rust target x86_64-unknown-linux-musl installed"* ]]
+  [[ $output == *"ok    az extension application-insights installed"* ]]
+  [[ $output == *"ok    resource group isp-monitor exists"* ]]
+  [[ $output == *"All checks passed"* ]]
+  [ ! -e "$REPO/.env" ]
+  [ ! -e "$REPO/target" ]
+  run grep -vE '^az (account show|group exists|extension show) ' "$STUB_LOG"
+  [ -z "$output" ]
+}
+
+@test "--check: reports every problem at once (login, settings) and warns about optional ones, exit 1" {
+  export AZ_STUB_LOGGED_IN=0 AZ_STUB_EXTENSIONS=""
+  rmdir "$STUB_SYSROOT/lib/rustlib/x86_64-unknown-linux-musl"
+  write_env "ALERT_EMAIL=not-an-email" "NAME_PREFIX=Bad_Prefix" "SILENCE_EVALUATION_MINUTES=7"
+  run "$REPO/deploy.sh" --check
+  [ "$status" -eq 1 ]
+  [[ $output == *"FAIL  not logged in to Azure: run 'az login'"* ]]
+  [[ $output == *"FAIL  ALERT_EMAIL 'not-an-email' is not an email address"* ]]
+  [[ $output == *"FAIL  NAME_PREFIX 'Bad_Prefix' must be"* ]]
+  [[ $output == *"FAIL  SILENCE_EVALUATION_MINUTES 7 must be a 1, 5, 10 or 15"* ]]
+  [[ $output == *"warn  Rust target x86_64-unknown-linux-musl missing"* ]]
+  [[ $output == *"warn  az extension application-insights missing (the log queries need it): run 'az extension add -n application-insights'"* ]]
+  [[ ${lines[-1]} == "deploy.sh: 4 problem(s) found: fix them and run ./deploy.sh --check again" ]]
+  [ -z "$(calls cargo)" ]
+}
+
+@test "--check: missing tools are reported with the install command" {
+  hide_command jq zip
+  run "$REPO/deploy.sh" --check
+  [ "$status" -eq 1 ]
+  [[ $output == *"FAIL  jq is not installed: "*"install"*"jq"* ]]
+  [[ $output == *"FAIL  zip is not installed: "*"install"*"zip"* ]]
+}
+
+# ----------------------------------------------------------------------------------------- --what-if
+
+@test "--what-if: shows the changes and creates, builds and uploads nothing" {
+  export AZ_STUB_GROUP_EXISTS=1
+  run "$REPO/deploy.sh" --what-if
+  [ "$status" -eq 0 ]
+  [[ $output == *"+ Microsoft.Web/sites/ispmon-func-abc123"* ]]
+  [[ $output == *"Resource changes: 4 to create."* ]]
+  calls "az deployment group what-if -g isp-monitor -n isp-monitor --template-file $REPO/main.bicep --parameters @" | grep -q .
+  run grep -E '^(cargo|az (group create|deployment group create|functionapp))' "$STUB_LOG"
+  [ -z "$output" ]
+}
+
+@test "--what-if: a missing resource group is reported, not created" {
+  run "$REPO/deploy.sh" --what-if
+  [ "$status" -eq 0 ]
+  [[ $output == *"Resource group isp-monitor does not exist yet: a deploy would create it in eastus"* ]]
+  [ -z "$(calls 'group create')" ]
+  [ -z "$(calls 'what-if')" ]
+}
+
+# ------------------------------------------------------------------------------------ failure paths
+
+@test "fails: not logged in: says to run az login, before building anything" {
+  export AZ_STUB_LOGGED_IN=0
+  run "$REPO/deploy.sh"
+  assert_failed_with "not logged in to Azure: run 'az login'"
+  [ -z "$(calls cargo)" ]
+  assert_env_not_written
+}
+
+@test "fails: the app name is taken: names the cause and says to change NAME_PREFIX" {
+  use_keygate
+  export AZ_STUB_DEPLOY_ERROR=name-taken
+  run "$REPO/deploy.sh"
+  assert_failed_with "a name is taken (Website with given name ispmon-func-abc123 already exists.): set another NAME_PREFIX"
+  [ -z "$(calls config-zip)" ]
+  assert_env_not_written
+}
+
+@test "fails: the storage account name is taken: same advice" {
+  export AZ_STUB_DEPLOY_ERROR=storage-taken
+  run "$REPO/deploy.sh"
+  assert_failed_with "a name is taken (The storage account named ispmonabc123 is already taken.): set another NAME_PREFIX"
+}
+
+@test "fails: any other deployment error: the innermost message, on one line" {
+  export AZ_STUB_DEPLOY_ERROR=policy
+  run "$REPO/deploy.sh"
+  assert_failed_with "the deployment of main.bicep failed: Resource 'ispmon-func-abc123' was disallowed by policy."
+}
+
+@test "fails: the login expires mid-way: says to log in again" {
+  export AZ_STUB_DEPLOY_ERROR=login-expired
+  run "$REPO/deploy.sh"
+  assert_failed_with "the Azure login is missing or expired: run 'az login'"
+}
+
+@test "fails: a missing tool stops the deploy with the install command, before any az call" {
+  local tool
+  for tool in jq zip curl; do
+    hide_command "$tool"
+    run "$REPO/deploy.sh"
+    assert_failed_with "$tool is not installed: install it with '"
+  done
+  hide_command az
+  run "$REPO/deploy.sh"
+  assert_failed_with "az (the Azure CLI) is not installed: install it (see https://learn.microsoft.com/cli/azure/install-azure-cli)"
+  hide_command cargo
+  run "$REPO/deploy.sh"
+  assert_failed_with "cargo is not installed: install Rust from https://rustup.rs"
+  [ -z "$(calls 'az ')" ]
+}
+
+@test "fails: ALERT_EMAIL missing (no terminal to ask): says where to set it, deploys nothing" {
+  write_env "NAME_PREFIX=home"
+  run "$REPO/deploy.sh" </dev/null
+  assert_failed_with "ALERT_EMAIL is not set: add ALERT_EMAIL=you@example.com to $REPO/.env"
+  [ -z "$(calls 'az ')" ]
+}
+
+@test "fails: a malformed .env line is pointed at by number" {
+  write_env "ALERT_EMAIL=me@example.com" "this is not a setting"
+  run "$REPO/deploy.sh"
+  assert_failed_with "line 2 of $REPO/.env is not KEY=VALUE"
+}
+
+@test "fails: no Rust target for Linux x86_64 says which to add" {
+  rm -r "$STUB_SYSROOT/lib/rustlib"
+  run "$REPO/deploy.sh"
+  assert_failed_with "rustup target add x86_64-unknown-linux-musl"
+  [ -z "$(calls 'group create')" ]
+}
+
+@test "fails: a compile error stops before Azure is touched" {
+  export STUB_CARGO_FAIL=1
+  run "$REPO/deploy.sh"
+  assert_failed_with "cargo build failed for x86_64-unknown-linux-musl"
+  [ -z "$(calls 'az group')" ]
+}
+
+@test "fails: the upload is refused: gives az's reason" {
+  export AZ_STUB_ZIP_ERROR=1
+  run "$REPO/deploy.sh"
+  assert_failed_with "uploading the package to ispmon-func-abc123 failed: The Azure CLI does not support this deployment path."
+  assert_env_not_written
+}
+
+@test "fails: the function key never becomes available" {
+  use_keygate
+  export AZ_STUB_KEYS_FAIL_TIMES=1000
+  run "$REPO/deploy.sh"
+  assert_failed_with "fetching the key of function Ping failed: Encountered an error (ServiceUnavailable) from host runtime."
+  assert_env_not_written
+}
+
+@test "fails: the app never answers" {
+  AZ_STUB_HEARTBEAT_URL=http://127.0.0.1:$(free_port)/api/ping
+  export AZ_STUB_HEARTBEAT_URL
+  run "$REPO/deploy.sh"
+  assert_failed_with "did not answer within 3s"
+  [ -z "$(calls 'keys list')" ]
+  assert_env_not_written
+}
+
+@test "fails: the heartbeat is refused (401): the key was not accepted, and .env keeps its old values" {
+  use_keygate some-other-key
+  run "$REPO/deploy.sh"
+  assert_failed_with "the heartbeat was refused with 401: the function key was not accepted"
+  grep -q 'key=wrong' "$KEYGATE_LOG"
+  assert_env_not_written
+}
+
+@test "fails: a deployment that reports a non-https URL is not trusted" {
+  export AZ_STUB_HEARTBEAT_URL=http://example.com/api/ping
+  run "$REPO/deploy.sh"
+  assert_failed_with "the deployment returned 'http://example.com/api/ping', which is not an https URL"
+  [ -z "$(calls config-zip)" ]
+}
+
+@test "usage: --help prints the header; an unknown option fails with a pointer to it" {
+  run "$REPO/deploy.sh" --help
+  [ "$status" -eq 0 ]
+  [[ ${lines[0]} == "deploy.sh: puts ISP Monitor's heartbeat endpoint on Azure Functions"* ]]
+  [[ $output == *"--what-if"* ]]
+  run "$REPO/deploy.sh" --frobnicate
+  assert_failed_with "unknown option '--frobnicate': run ./deploy.sh --help"
+  [ ! -s "$STUB_LOG" ]
+}
