@@ -150,8 +150,12 @@ impl Options {
             .map_err(|err| format!("--device / HEARTBEAT_DEVICE: {err}"))?;
         crate::heartbeat::checked_text("note", &self.note, crate::heartbeat::MAX_NOTE_CHARS)
             .map_err(|err| format!("--note / HEARTBEAT_NOTE: {err}"))?;
-        let probe_targets = self
-            .probe_targets
+        let probe_targets = if self.probe_targets.trim().is_empty() {
+            DEFAULT_PROBE_TARGETS
+        } else {
+            &self.probe_targets
+        };
+        let probe_targets = probe_targets
             .split(',')
             .map(str::trim)
             .filter(|t| !t.is_empty())
@@ -181,14 +185,14 @@ impl Options {
         Ok(AgentConfig {
             url,
             device,
-            interval: seconds("--interval / HEARTBEAT_INTERVAL", &self.interval)?,
+            interval: seconds("--interval / HEARTBEAT_INTERVAL", &self.interval, 60)?,
             key: self
                 .key
                 .filter(|key| !key.trim().is_empty())
                 .map(|key| key.trim().to_owned()),
             note: self.note,
-            timeout: seconds("--timeout / HEARTBEAT_TIMEOUT", &self.timeout)?,
-            state_dir: match self.state_dir {
+            timeout: seconds("--timeout / HEARTBEAT_TIMEOUT", &self.timeout, 10)?,
+            state_dir: match self.state_dir.filter(|dir| !dir.as_os_str().is_empty()) {
                 Some(dir) => dir,
                 None => default_state_dir()?,
             },
@@ -197,6 +201,7 @@ impl Options {
             probe_interval: seconds(
                 "--probe-interval / HEARTBEAT_PROBE_INTERVAL",
                 &self.probe_interval,
+                5,
             )?,
             mode: if self.daemon && !self.once {
                 Mode::Daemon
@@ -208,8 +213,12 @@ impl Options {
     }
 }
 
-/// A whole number of seconds, at least 1.
-fn seconds(option: &str, value: &str) -> Result<Duration, String> {
+/// A whole number of seconds, at least 1. An empty value (an empty line in `.env`, which systemd's
+/// `EnvironmentFile` passes on as an empty variable) means the default.
+fn seconds(option: &str, value: &str, default: u64) -> Result<Duration, String> {
+    if value.trim().is_empty() {
+        return Ok(Duration::from_secs(default));
+    }
     match value.trim().parse::<u64>() {
         Ok(n) if n >= 1 => Ok(Duration::from_secs(n)),
         _ => Err(format!(
@@ -279,6 +288,25 @@ mod tests {
         );
         let err = parse(&["--url", "http://x/", "--probe-targets", "nope"]).unwrap_err();
         assert!(err.contains("is not host:port"), "{err}");
+    }
+
+    /// Empty values, as an `.env` line without a value gives, mean the defaults.
+    #[test]
+    fn empty_values_mean_defaults() {
+        let config = parse(&[
+            "--url",
+            "http://x/",
+            "--interval",
+            "",
+            "--timeout",
+            " ",
+            "--probe-interval",
+            "",
+        ])
+        .unwrap();
+        assert_eq!(config.interval, Duration::from_secs(60));
+        assert_eq!(config.timeout, Duration::from_secs(10));
+        assert_eq!(config.probe_interval, Duration::from_secs(5));
     }
 
     /// The original agent's invocation still parses, and IPv6 targets are understood.

@@ -22,7 +22,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
-use serde_json::json;
+use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::heartbeat::{Heartbeat, HeartbeatError, UNKNOWN_DEVICE};
@@ -161,31 +161,39 @@ pub(crate) fn answer_ping(state: &AppState, request: PingRequest) -> PingAnswer 
     let ip_text = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let (status, body) = match &outcome {
         Ok(heartbeat) => {
-            log_line(&json!({
-                "time": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "event": "heartbeat",
-                "device": heartbeat.device,
-                "ip": ip_text,
-                "note": heartbeat.note,
-                "invocation_id": invocation_id,
-                "agent_version": heartbeat.agent_version,
-                "seq": heartbeat.seq,
-                "rtt_ms": heartbeat.rtt_ms,
-                "outages": heartbeat.outages.len(),
-                "host_mode": request.mode.as_str(),
-            }));
+            log_line(&LogLine {
+                time: log_time(),
+                event: "heartbeat",
+                device: Some(&heartbeat.device),
+                ip: &ip_text,
+                note: Some(&heartbeat.note),
+                invocation_id,
+                agent_version: heartbeat.agent_version.as_deref(),
+                seq: heartbeat.seq,
+                rtt_ms: heartbeat.rtt_ms,
+                outages: Some(heartbeat.outages.len()),
+                status: None,
+                reason: None,
+                host_mode: request.mode.as_str(),
+            });
             (StatusCode::OK, "ok".to_owned())
         }
         Err((status, reason)) => {
-            log_line(&json!({
-                "time": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "event": "refused",
-                "status": status.as_u16(),
-                "reason": reason,
-                "ip": ip_text,
-                "invocation_id": invocation_id,
-                "host_mode": request.mode.as_str(),
-            }));
+            log_line(&LogLine {
+                time: log_time(),
+                event: "refused",
+                device: None,
+                ip: &ip_text,
+                note: None,
+                invocation_id,
+                agent_version: None,
+                seq: None,
+                rtt_ms: None,
+                outages: None,
+                status: Some(status.as_u16()),
+                reason: Some(reason),
+                host_mode: request.mode.as_str(),
+            });
             (*status, reason.clone())
         }
     };
@@ -219,11 +227,46 @@ fn status_of(err: &HeartbeatError) -> StatusCode {
     StatusCode::from_u16(err.status_code()).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
-/// One JSON line on stdout: the host files stdout as Information traces (PLATFORM.md §1).
-fn log_line(value: &serde_json::Value) {
-    let mut stdout = std::io::stdout().lock();
-    // A closed stdout must not turn a heartbeat into an error; the telemetry row still records it.
-    let _ = writeln!(stdout, "{value}");
+/// The JSON line logged for every heartbeat request, accepted (`event: heartbeat`) or refused
+/// (`event: refused`). Serialized straight from borrowed fields: this runs on every request.
+#[derive(Serialize)]
+struct LogLine<'a> {
+    time: String,
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a str>,
+    ip: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
+    invocation_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtt_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outages: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    host_mode: &'static str,
+}
+
+fn log_time() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One JSON line on stdout, written whole: the host files stdout as Information traces
+/// (PLATFORM.md §1).
+fn log_line(line: &LogLine<'_>) {
+    let mut buffer = Vec::with_capacity(256);
+    if serde_json::to_writer(&mut buffer, line).is_ok() {
+        buffer.push(b'\n');
+        // A closed stdout must not turn a heartbeat into an error; the telemetry row still records it.
+        let _ = std::io::stdout().lock().write_all(&buffer);
+    }
 }
 
 /// A plain-text answer with a one-line body.

@@ -35,6 +35,9 @@ pub enum Behaviour {
     PartialOnce,
     /// Never answers.
     Hang,
+    /// 200 without reading the items: for benchmarks, so the stand-in's own parsing does not
+    /// compete with the handler for CPU.
+    AcceptUnread,
 }
 
 pub struct Ingestion {
@@ -170,6 +173,11 @@ async fn track(
     behaviour: Arc<Mutex<Behaviour>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
+    if *behaviour.lock().unwrap() == Behaviour::AcceptUnread {
+        let _ = request.into_body().collect().await;
+        uploads.fetch_add(1, Ordering::SeqCst);
+        return Ok(Response::new(Full::new(Bytes::from_static(b"{}"))));
+    }
     let gzip = request
         .headers()
         .get("content-encoding")
@@ -224,6 +232,7 @@ async fn track(
                 "errors": [{"index": 0, "statusCode": 500, "message": "try again"}]}),
             )
         }
+        Behaviour::AcceptUnread => unreachable!("answered above"),
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             answer(200, json!({}))
