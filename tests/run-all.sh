@@ -12,9 +12,11 @@ tests/install-tools.sh
 echo "== cargo test"
 cargo test --all-targets --locked
 
-for suite in tests/infra/run.sh tests/scripts/run.sh; do
-  if [[ -x "$suite" ]]; then
-    echo "== $suite"
-    "$suite"
-  fi
-done
+echo "== tests/infra/run.sh (Bicep, KQL, alert simulation)"
+tests/infra/run.sh
+
+echo "== tests/scripts/run.sh (shellcheck, bats)"
+tests/scripts/run.sh
+
+echo "== tests/docs (every command in the docs)"
+tests/infra/.venv/bin/python -m pytest -p no:cacheprovider -q --rootdir tests/docs tests/docs

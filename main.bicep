@@ -1,0 +1,626 @@
+metadata name = 'ISP Monitor'
+metadata description = 'The Azure side of ISP Monitor: the custom handler on a Linux Consumption (Y1) function app, Application Insights on a Log Analytics workspace, per-device silence alerts (fired and resolved per device), reminders while a device stays silent, an email per reported outage, and a workbook. Queries live in queries/*.kql (loaded verbatim; see docs/queries.md).'
+
+// ============ //
+//  Parameters  //
+// ============ //
+
+@description('Optional. Location for every resource except the action group (which is always global).')
+param location string = resourceGroup().location
+
+@description('Optional. Prefix of every resource name: 2-10 lower-case letters, digits or hyphens. Globally unique names add uniqueString(resourceGroup().id).')
+@minLength(2)
+@maxLength(10)
+param namePrefix string = 'ispmon'
+
+@description('Required. Email address that receives the alerts and outage reports.')
+@minLength(3)
+@maxLength(254)
+param alertEmail string
+
+@description('Optional. Country code of the phone that also receives alerts by SMS (e.g. 1 or 44). SMS is sent only when smsPhoneNumber is set.')
+@maxLength(4)
+param smsCountryCode string = '1'
+
+@description('Optional. Phone number (without country code) that also receives alerts by SMS. Empty: no SMS receiver.')
+@maxLength(20)
+param smsPhoneNumber string = ''
+
+@description('Optional. HTTPS URL that also receives every alert as a webhook (common alert schema). Empty: no webhook receiver. Secure because such URLs often carry a token.')
+@secure()
+param alertWebhookUrl string = ''
+
+@description('Optional. A device that has sent no heartbeat for this many minutes is reported silent. Keep it at least twice the agent\'s heartbeat interval.')
+@minValue(2)
+@maxValue(1440)
+param silenceMinutes int = 5
+
+@description('Optional. How often, in minutes, the silence rule runs. 1 minute is fastest and costs most; see docs/alerts.md for the delays and monthly price of each choice.')
+@allowed([
+  1
+  5
+  10
+  15
+])
+param silenceEvaluationMinutes int = 5
+
+@description('Optional. While a device stays silent, a reminder is emailed every this many minutes (a second, stateless rule). 0 turns reminders off.')
+@allowed([
+  0
+  5
+  10
+  15
+  30
+  60
+])
+param reminderMinutes int = 15
+
+@description('Optional. How often, in minutes, newly reported outages are looked for and emailed.')
+@allowed([
+  5
+  10
+  15
+  30
+  60
+])
+param outageReportMinutes int = 15
+
+@description('Optional. Days the Log Analytics workspace keeps telemetry (30 is included in the ingestion price).')
+@minValue(30)
+@maxValue(730)
+param retentionInDays int = 30
+
+@description('Optional. Tags for every resource.')
+param tags object = {}
+
+// ============ //
+//  Variables   //
+// ============ //
+
+var suffix = uniqueString(resourceGroup().id)
+var appName = '${namePrefix}-${suffix}'
+// Storage account names: 3-24 lower-case letters and digits, globally unique.
+var storageName = take('${replace(toLower(namePrefix), '-', '')}${suffix}', 24)
+// The action group short name is at most 12 characters whatever the prefix.
+var actionGroupShortName = take('${namePrefix}-isp', 12)
+
+// The Azure Monitor rule properties are ISO 8601 durations; every allowed minute value maps here.
+var isoMinutes = {
+  '1': 'PT1M'
+  '5': 'PT5M'
+  '10': 'PT10M'
+  '15': 'PT15M'
+  '30': 'PT30M'
+  '60': 'PT1H'
+}
+
+// A query can see at most 2 days (overrideQueryTimeRange); the queries look back as far.
+var queryLookback = 'P2D'
+
+// Queries: the same text is deployed, tested (tests/infra) and shown in docs/queries.md.
+var silenceQuery = loadTextContent('queries/silence-alert.kql')
+// The outage-report window is the rule's frequency: the file's `let window` line is replaced.
+var outageWindowLine = 'let window = 15m;'
+var outageReportQuery = replace(loadTextContent('queries/outage-report.kql'), outageWindowLine, 'let window = ${outageReportMinutes}m;')
+
+var storageConnectionString = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
+
+var emailReceivers = [
+  {
+    name: 'owner-email'
+    emailAddress: alertEmail
+    useCommonAlertSchema: true
+  }
+]
+var smsReceivers = empty(smsPhoneNumber) ? [] : [
+  {
+    name: 'owner-sms'
+    countryCode: smsCountryCode
+    phoneNumber: smsPhoneNumber
+  }
+]
+var webhookReceivers = empty(alertWebhookUrl) ? [] : [
+  {
+    name: 'owner-webhook'
+    serviceUri: alertWebhookUrl
+    useCommonAlertSchema: true
+  }
+]
+
+var workbookContent = {
+  version: 'Notebook/1.0'
+  items: [
+    {
+      type: 1
+      name: 'intro'
+      content: {
+        json: '## ISP Monitor\nHeartbeats, outages, uptime, round-trip time and public IP changes per device. A heartbeat is a `requests` row named `Ping` written by the handler (`customDimensions.emitter == "isp-monitor-handler"`) with `success == true`.'
+      }
+    }
+    {
+      type: 3
+      name: 'devices-now'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Devices now: minutes since the last heartbeat'
+        query: silenceQuery
+        size: 4
+        timeContext: {
+          durationMs: 172800000
+        }
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'table'
+      }
+    }
+    {
+      type: 3
+      name: 'heartbeat-timeline'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Heartbeats per device (last 24 hours, 5-minute bins)'
+        query: loadTextContent('queries/heartbeat-timeline.kql')
+        size: 0
+        timeContext: {
+          durationMs: 86400000
+        }
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'timechart'
+      }
+    }
+    {
+      type: 3
+      name: 'outages'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Reported outages (last 30 days)'
+        query: loadTextContent('queries/outages.kql')
+        size: 0
+        timeContext: {
+          durationMs: 2592000000
+        }
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'table'
+      }
+    }
+    {
+      type: 3
+      name: 'uptime'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Uptime % (24 hours, 7 days, 30 days)'
+        query: loadTextContent('queries/uptime.kql')
+        size: 4
+        timeContext: {
+          durationMs: 2592000000
+        }
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'table'
+      }
+    }
+    {
+      type: 3
+      name: 'round-trip-time'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Round-trip time, ms (last 7 days, 15-minute bins)'
+        query: loadTextContent('queries/round-trip-time.kql')
+        size: 0
+        timeContext: {
+          durationMs: 604800000
+        }
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'timechart'
+      }
+    }
+    {
+      type: 3
+      name: 'public-ip'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Public IP addresses (last 30 days): each new row is a change'
+        query: loadTextContent('queries/public-ip.kql')
+        size: 0
+        timeContext: {
+          durationMs: 2592000000
+        }
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'table'
+      }
+    }
+  ]
+  fallbackResourceIds: [
+    appInsights.id
+  ]
+  '$schema': 'https://github.com/Microsoft/Application-Insights-Workbooks/blob/master/schema/workbook.json'
+}
+
+// ============ //
+//  Resources   //
+// ============ //
+
+resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: '${namePrefix}-log-${suffix}'
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: retentionInDays
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: '${namePrefix}-appi-${suffix}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: workspace.id
+    IngestionMode: 'LogAnalytics'
+    // The exporter (opentelemetry-application-insights) authenticates with the instrumentation key
+    // only; Entra-only ingestion (DisableLocalAuth) would drop every heartbeat.
+    DisableLocalAuth: false
+  }
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_43: the name is computed (lower-cased prefix without hyphens + uniqueString, cut to 24), which checkov cannot evaluate; tests/infra asserts the expression.
+  name: storageName
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    // checkov:skip=CKV_AZURE_206: locally redundant storage is enough for the Functions host's own files, which a redeployment recreates; no user data lives here.
+    name: 'Standard_LRS'
+  }
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: true
+    allowCrossTenantReplication: false
+    defaultToOAuthAuthentication: true
+    // checkov:skip=CKV_AZURE_59: Linux Consumption (Y1) cannot join a virtual network, so its host reaches storage over the public endpoint (with the account key, HTTPS only).
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      // checkov:skip=CKV_AZURE_35: same reason as CKV_AZURE_59: a deny-by-default firewall would lock the Y1 host out of its own storage.
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+    encryption: {
+      keySource: 'Microsoft.Storage'
+      requireInfrastructureEncryption: true
+      services: {
+        blob: {
+          enabled: true
+        }
+        file: {
+          enabled: true
+        }
+      }
+    }
+  }
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: '${namePrefix}-plan-${suffix}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    // checkov:skip=CKV_AZURE_225: zone redundancy is not available on the Consumption plan; Y1 is chosen for its free monthly grant.
+    name: 'Y1'
+    tier: 'Dynamic'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  name: appName
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    // checkov:skip=CKV_AZURE_212: Consumption scales instances on demand; a minimum instance count does not exist on Y1.
+    // checkov:skip=CKV_AZURE_213: App Service health check is not available on Consumption; the Functions host probes the handler (GET /) itself.
+    // checkov:skip=CKV_AZURE_222: agents on home connections post heartbeats over the internet: public access is the product.
+    serverFarmId: plan.id
+    reserved: true
+    httpsOnly: true
+    // checkov:skip=CKV_AZURE_17: agents on home networks have no client certificates to present.
+    clientCertEnabled: false
+    siteConfig: {
+      // Custom handlers on Linux Consumption: no language stack.
+      linuxFxVersion: ''
+      ftpsState: 'Disabled'
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      appSettings: [
+        {
+          name: 'AzureWebJobsStorage'
+          value: storageConnectionString
+        }
+        {
+          // Y1 needs key-based Azure Files for its content share (no managed-identity option).
+          name: 'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING'
+          value: storageConnectionString
+        }
+        {
+          name: 'WEBSITE_CONTENTSHARE'
+          value: toLower(appName)
+        }
+        {
+          name: 'FUNCTIONS_EXTENSION_VERSION'
+          value: '~4'
+        }
+        {
+          name: 'FUNCTIONS_WORKER_RUNTIME'
+          value: 'custom'
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: appInsights.properties.ConnectionString
+        }
+      ]
+    }
+  }
+}
+
+resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
+  name: '${namePrefix}-alerts-${suffix}'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: actionGroupShortName
+    enabled: true
+    emailReceivers: emailReceivers
+    smsReceivers: smsReceivers
+    webhookReceivers: webhookReceivers
+  }
+}
+
+// Fires once per device when it has been silent for silenceMinutes, and sends Resolved once when its
+// heartbeats return (stateful: autoMitigate, no mute). One time series per device (dimension).
+resource silenceAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-device-silent-${suffix}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ISP Monitor: device silent'
+    description: 'A device has sent no heartbeat for ${silenceMinutes} minutes or more. Resolves on its own when its heartbeats return.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: isoMinutes[string(silenceEvaluationMinutes)]
+    windowSize: isoMinutes[string(silenceEvaluationMinutes)]
+    overrideQueryTimeRange: queryLookback
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: silenceQuery
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'minutes_silent'
+          dimensions: [
+            {
+              name: 'device'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThanOrEqual'
+          threshold: silenceMinutes
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// A stateful rule never repeats, so reminders come from a second, stateless rule over the same rows:
+// it fires on every evaluation (every reminderMinutes) while a device has been silent for at least
+// silenceMinutes + reminderMinutes, so the first reminder follows the silence alert by one interval.
+resource reminderAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (reminderMinutes > 0) {
+  name: '${namePrefix}-device-still-silent-${suffix}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ISP Monitor: device still silent (reminder)'
+    description: 'Reminder every ${reminderMinutes} minutes while a device stays silent.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    // max(): with reminderMinutes 0 the rule is not deployed, but the lookup must still be valid.
+    evaluationFrequency: isoMinutes[string(max(reminderMinutes, 5))]
+    windowSize: isoMinutes[string(max(reminderMinutes, 5))]
+    overrideQueryTimeRange: queryLookback
+    autoMitigate: false
+    criteria: {
+      allOf: [
+        {
+          query: silenceQuery
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'minutes_silent'
+          dimensions: [
+            {
+              name: 'device'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThanOrEqual'
+          threshold: silenceMinutes + reminderMinutes
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// One notification per outage an agent reports (the Outage customEvents), carrying device, start,
+// end, duration and cause as dimensions so they appear in the email.
+resource outageReportAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-outage-report-${suffix}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ISP Monitor: outage report'
+    description: 'A device reported a finished outage: device, start, end, duration and cause are in the dimensions.'
+    severity: 3
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: isoMinutes[string(outageReportMinutes)]
+    windowSize: isoMinutes[string(outageReportMinutes)]
+    overrideQueryTimeRange: queryLookback
+    autoMitigate: false
+    criteria: {
+      allOf: [
+        {
+          query: outageReportQuery
+          timeAggregation: 'Count'
+          dimensions: [
+            {
+              name: 'device'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'start_utc'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'end_utc'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'duration_minutes'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'cause'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
+  name: guid(resourceGroup().id, namePrefix, 'isp-monitor-workbook')
+  location: location
+  tags: tags
+  kind: 'shared'
+  properties: {
+    displayName: 'ISP Monitor (${namePrefix})'
+    category: 'workbook'
+    sourceId: appInsights.id
+    version: 'Notebook/1.0'
+    serializedData: string(workbookContent)
+  }
+}
+
+// ============ //
+//  Outputs     //
+// ============ //
+
+@description('The name of the function app (deploy the handler package to it).')
+output functionAppName string = app.name
+
+@description('The heartbeat URL agents POST to.')
+output heartbeatUrl string = 'https://${app.properties.defaultHostName}/api/ping'
+
+@description('The name of the Application Insights component that holds the telemetry.')
+output appInsightsName string = appInsights.name
+
+@description('The name of the Log Analytics workspace behind Application Insights.')
+output workspaceName string = workspace.name
+
+@description('The resource ID of the workbook (dashboard).')
+output workbookId string = workbook.id
+
+@description('The names of the alert rules (the reminder rule is absent when reminderMinutes is 0).')
+output alertRuleNames array = concat([
+  silenceAlert.name
+  outageReportAlert.name
+], reminderMinutes > 0 ? [
+  '${namePrefix}-device-still-silent-${suffix}'
+] : [])

@@ -1,0 +1,264 @@
+"""main.bicep without a Bicep CLI: its syntax (tree-sitter-bicep and pycep, the parser checkov uses),
+checkov's security checks (a parsing error is a failure; every finding fixed or suppressed inline
+with a reason), and the properties that decide whether the alerts work, read from the parsed template."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tree_sitter_bicep
+from bicep_eval import Template, iso_minutes
+from conftest import HERE, MAIN_BICEP, SCHEDULED_QUERY_RULE, template
+from tree_sitter import Language, Parser
+
+
+def syntax_errors(source: bytes) -> list[str]:
+    tree = Parser(Language(tree_sitter_bicep.language())).parse(source)
+    errors = []
+
+    def walk(node):
+        if node.is_error or node.is_missing:
+            errors.append(f"line {node.start_point[0] + 1}: {'missing ' if node.is_missing else ''}{node.type}")
+        for child in node.children:
+            walk(child)
+
+    walk(tree.root_node)
+    return errors
+
+
+def test_bicep_syntax_tree_sitter():
+    """tree-sitter-bicep parses main.bicep with no error node."""
+    assert syntax_errors(MAIN_BICEP.read_bytes()) == []
+
+
+def test_tree_sitter_catches_a_syntax_error():
+    """The syntax check is not vacuous."""
+    assert syntax_errors(b"param x string =\nresource a 'Microsoft.Web/sites@2024-04-01' = {\n  name:\n}\n")
+
+
+def test_bicep_parses_with_pycep(main_template):
+    """pycep (the parser checkov uses) reads the whole template: parameters, resources, outputs."""
+    assert {"workspace", "appInsights", "storage", "plan", "app", "actionGroup", "silenceAlert",
+            "reminderAlert", "outageReportAlert", "workbook"} <= set(main_template.parsed["resources"])
+
+
+# -- checkov ---------------------------------------------------------------------------------------
+
+
+def run_checkov(path: Path) -> subprocess.CompletedProcess[str]:
+    checkov = Path(sys.executable).parent / "checkov"
+    env = {
+        **os.environ,
+        # Offline: no policy download, no version check, no platform calls.
+        "BC_SKIP_MAPPING": "TRUE",
+        "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true",
+        "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [str(checkov), "--framework", "bicep", "-f", str(path), "--skip-download", "--compact", "--output", "cli"]
+    # Belt and braces: run it in a network namespace of its own where one can be made (root, util-linux).
+    if shutil.which("unshare") and subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0:
+        command = ["unshare", "--net", *command]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=path.parent, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def checkov_main():
+    return run_checkov(MAIN_BICEP)
+
+
+def counts(output: str) -> dict[str, int]:
+    match = re.search(r"Passed checks: (\d+), Failed checks: (\d+), Skipped checks: (\d+)(?:, Parsing errors: (\d+))?", output)
+    assert match, f"no checkov summary in its output:\n{output[-3000:]}"
+    passed, failed, skipped, parsing = (int(g) if g else 0 for g in match.groups())
+    return {"passed": passed, "failed": failed, "skipped": skipped, "parsing": parsing}
+
+
+def test_checkov_parses_and_passes(checkov_main):
+    """checkov reads main.bicep (it exits 0 when it cannot, so parsing errors are counted here) and
+    every check passes or is suppressed inline."""
+    result = counts(checkov_main.stdout)
+    assert result["parsing"] == 0, checkov_main.stdout[-3000:]
+    assert result["passed"] > 0, checkov_main.stdout[-3000:]
+    assert result["failed"] == 0 and checkov_main.returncode == 0, checkov_main.stdout[-5000:]
+
+
+def test_every_checkov_suppression_gives_a_reason():
+    text = MAIN_BICEP.read_text(encoding="utf-8")
+    skips = re.findall(r"checkov:skip=([A-Z0-9_]+)(.*)", text)
+    assert skips
+    for check, rest in skips:
+        assert re.match(r":\s*\S.{20,}", rest), f"{check} is suppressed without a reason"
+
+
+def test_checkov_counts_a_parse_failure(tmp_path):
+    """A template checkov cannot parse shows up as a parsing error (which the test above fails on)."""
+    broken = tmp_path / "broken.bicep"
+    broken.write_text("resource st 'Microsoft.Storage/storageAccounts@2023-05-01' = {\n  name: 'x'\n  properties: {\n")
+    assert counts(run_checkov(broken).stdout)["parsing"] == 1
+
+
+# -- parameters ------------------------------------------------------------------------------------
+
+
+def test_every_parameter_and_output_is_described(main_template):
+    for name in main_template.parsed["parameters"]:
+        description = main_template.decorators(name).get("description", "")
+        assert re.match(r"(Required|Optional)\. \S", description), f"param {name}: {description!r}"
+    for name, output in main_template.parsed["outputs"].items():
+        assert any(d["type"] == "description" for d in output["decorators"]), f"output {name}"
+
+
+def test_limits_on_parameters(main_template):
+    d = main_template.decorators
+    assert d("silenceMinutes")["min_value"] >= 2 and main_template.params["silenceMinutes"] == 5
+    assert set(d("silenceEvaluationMinutes")["allowed"]) == {1, 5, 10, 15}
+    assert 0 in d("reminderMinutes")["allowed"]
+    assert d("namePrefix")["max_length"] <= 10 and d("namePrefix")["min_length"] >= 2
+    assert "secure" in d("alertWebhookUrl")
+
+
+def test_outputs(main_template):
+    outputs = main_template.parsed["outputs"]
+    assert {"functionAppName", "heartbeatUrl", "appInsightsName"} <= set(outputs)
+    assert outputs["heartbeatUrl"]["value"] == "https://${app.properties.defaultHostName}/api/ping"
+
+
+# -- the alert rules -------------------------------------------------------------------------------
+
+
+def rule(t: Template, symbol: str) -> dict:
+    assert t.resource_type(symbol) == SCHEDULED_QUERY_RULE
+    return t.eval(t.resource(symbol)["properties"])
+
+
+def criterion(props: dict) -> dict:
+    (only,) = props["criteria"]["allOf"]
+    return only
+
+
+@pytest.mark.parametrize("frequency", [1, 5, 10, 15])
+def test_silence_rule_is_stateful_per_device_without_mute(frequency):
+    props = rule(template(silenceEvaluationMinutes=frequency), "silenceAlert")
+    c = criterion(props)
+    assert props["autoMitigate"] is True
+    assert "muteActionsDuration" not in props
+    assert c["dimensions"] == [{"name": "device", "operator": "Include", "values": ["*"]}]
+    assert c["timeAggregation"] == "Maximum" and c["metricMeasureColumn"] == "minutes_silent"
+    assert c["operator"] == "GreaterThanOrEqual" and c["threshold"] == 5
+    assert iso_minutes(props["evaluationFrequency"]) == frequency
+    assert iso_minutes(props["windowSize"]) == frequency
+
+
+@pytest.mark.parametrize("symbol", ["silenceAlert", "reminderAlert", "outageReportAlert"])
+def test_query_time_range_covers_the_lookback(main_template, symbol):
+    """Each rule's query looks back with ago(2d); the rule must let it see that far (the default
+    range is only windowSize), and Azure allows at most 2 days."""
+    props = rule(main_template, symbol)
+    lookbacks = [int(n) * {"d": 1440, "h": 60, "m": 1}[u] for n, u in re.findall(r"ago\((\d+)([dhm])\)", criterion(props)["query"])]
+    assert lookbacks
+    span = iso_minutes(props["overrideQueryTimeRange"])
+    assert max(lookbacks) <= span <= 2 * 1440
+    assert span >= iso_minutes(props["windowSize"])
+
+
+def test_reminder_rule_is_stateless_and_optional():
+    props = rule(template(reminderMinutes=10, silenceMinutes=7), "reminderAlert")
+    c = criterion(props)
+    assert props["autoMitigate"] is False
+    assert c["threshold"] == 17 and iso_minutes(props["evaluationFrequency"]) == 10
+    assert c["dimensions"][0]["name"] == "device"
+    assert not template(reminderMinutes=0).deployed("reminderAlert")
+
+
+def test_outage_rule_window_follows_its_frequency():
+    """The outage query's `let window` line is replaced with the rule's frequency, so each evaluation
+    reports exactly the outages first seen since the previous one."""
+    for minutes in (5, 15, 60):
+        props = rule(template(outageReportMinutes=minutes), "outageReportAlert")
+        query = criterion(props)["query"]
+        assert f"let window = {minutes}m;" in query
+        assert query.count("let window =") == 1
+        assert iso_minutes(props["evaluationFrequency"]) == minutes
+        assert props["autoMitigate"] is False
+    assert (HERE.parent.parent / "queries" / "outage-report.kql").read_text().count(template().eval("outageWindowLine")) == 1
+
+
+def test_every_rule_notifies_the_action_group(main_template):
+    for symbol in main_template.symbols_of_type(SCHEDULED_QUERY_RULE):
+        props = main_template.resource(symbol)["properties"]
+        assert props["actions"]["actionGroups"] == [{"operator": {"type": "property_accessor", "operands": {"operand_1": "actionGroup", "operand_2": "id"}}}]
+        assert props["scopes"][0]["operator"]["operands"]["operand_1"] == "appInsights"
+        assert len(props["criteria"]["allOf"][0].get("dimensions", [])) <= 6  # Azure's limit
+
+
+# -- the action group and the function app ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["ab", "ispmon", "a-long-nam"])
+def test_action_group_short_name_fits(prefix):
+    t = template(namePrefix=prefix)
+    group = t.eval(t.resource("actionGroup"))
+    assert group["location"] == "global"
+    assert 1 <= len(group["properties"]["groupShortName"]) <= 12
+
+
+def test_action_group_receivers():
+    t = template()
+    props = t.eval(t.resource("actionGroup")["properties"])
+    assert props["emailReceivers"] == [{"name": "owner-email", "emailAddress": "owner@example.com", "useCommonAlertSchema": True}]
+    assert props["smsReceivers"] == [] and props["webhookReceivers"] == []
+    t = template(smsPhoneNumber="5551234", smsCountryCode="1", alertWebhookUrl="https://hooks.example/x")
+    props = t.eval(t.resource("actionGroup")["properties"])
+    assert props["smsReceivers"][0]["phoneNumber"] == "5551234"
+    assert props["webhookReceivers"][0]["serviceUri"] == "https://hooks.example/x"
+
+
+def test_function_app_settings_for_linux_consumption(main_template):
+    app = main_template.resource("app")
+    props = app["properties"]
+    assert app["kind"] == "functionapp,linux" and app["identity"] == {"type": "SystemAssigned"}
+    assert props["httpsOnly"] is True and props["reserved"] is True
+    site = props["siteConfig"]
+    assert site["linuxFxVersion"] == "" and site["ftpsState"] == "Disabled" and site["minTlsVersion"] == "1.2"
+    settings = {s["name"]: s["value"] for s in site["appSettings"]}
+    assert settings["FUNCTIONS_WORKER_RUNTIME"] == "custom" and settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
+    assert {"AzureWebJobsStorage", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_CONTENTSHARE",
+            "APPLICATIONINSIGHTS_CONNECTION_STRING"} <= set(settings)
+    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == {  # appInsights.properties.ConnectionString
+        "operator": {"type": "property_accessor", "operands": {"operand_1": "appInsights", "operand_2": {
+            "operator": {"type": "property_accessor", "operands": {"operand_1": "properties", "operand_2": "ConnectionString"}}}}}
+    }
+    plan = main_template.resource("plan")
+    assert plan["sku"] == {"name": "Y1", "tier": "Dynamic"} and plan["properties"]["reserved"] is True
+    assert main_template.resource("ftpPolicy")["properties"] == {"allow": False}
+
+
+def test_storage_defaults_and_name():
+    t = template()
+    st = t.resource("storage")["properties"]
+    assert st["minimumTlsVersion"] == "TLS1_2" and st["supportsHttpsTrafficOnly"] is True
+    assert st["allowBlobPublicAccess"] is False
+    # The name: lower-cased prefix without hyphens + uniqueString (13 characters), cut to 24.
+    assert t.parsed["variables"]["storageName"]["value"] == {
+        "function": {"type": "take", "parameters": {"original_value": "${replace(toLower(namePrefix), '-', '')}${suffix}", "number_to_take": 24}}
+    }
+
+
+def test_app_insights_is_workspace_based_with_key_auth(main_template):
+    appi = main_template.resource("appInsights")["properties"]
+    assert appi["WorkspaceResourceId"] == {"operator": {"type": "property_accessor", "operands": {"operand_1": "workspace", "operand_2": "id"}}}
+    assert appi["DisableLocalAuth"] is False  # the exporter authenticates with the instrumentation key
+
+
+def test_workbook_has_every_panel(main_template):
+    items = {i["name"] for i in main_template.eval("workbookContent")["items"]}
+    assert {"heartbeat-timeline", "outages", "uptime", "round-trip-time", "public-ip", "devices-now"} <= items
+    wb = main_template.resource("workbook")
+    assert wb["kind"] == "shared"
