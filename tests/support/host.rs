@@ -214,9 +214,20 @@ impl FunctionsHost {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .map_err(|err| format!("cannot start {executable:?}: {err}"))?;
+        // The binary was copied in a moment ago; a child forked meanwhile by another test thread
+        // can still hold the copy's write descriptor until it execs, and exec then fails with
+        // ETXTBSY. That clears within milliseconds, so retry briefly.
+        let mut attempts = 0;
+        let mut child = loop {
+            match command.spawn() {
+                Ok(child) => break child,
+                Err(err) if err.raw_os_error() == Some(libc::ETXTBSY) && attempts < 50 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(err) => return Err(format!("cannot start {executable:?}: {err}")),
+            }
+        };
         collect_lines(child.stdout.take().unwrap(), Arc::clone(&self.stdout));
         collect_lines(child.stderr.take().unwrap(), Arc::clone(&self.stderr));
         self.handler = Some(child);
