@@ -112,40 +112,11 @@ ask_alert_email() {
 
 # ----------------------------------------------------------------------------------------- az calls
 
-# az with the chosen subscription, JSON output (whatever the user's default output is) and the
-# stderr kept in $WORK/az.err for az_reason.
-az_json() {
-  local sub=()
-  [[ -n ${AZURE_SUBSCRIPTION:-} ]] && sub=(--subscription "$AZURE_SUBSCRIPTION")
-  az "$@" "${sub[@]}" --only-show-errors -o json 2>"$WORK/az.err"
-}
-
-# One line saying why the last az call failed: the innermost error message az printed.
-az_reason() {
-  local err line msg
-  err=$(cat "$WORK/az.err" 2>/dev/null || true)
-  line=$(grep -m1 '^ERROR: ' <<<"$err" || true)
-  line=${line#ERROR: }
-  if [[ $line == \{* ]]; then
-    msg=$(jq -r '[.. | objects | (.message // .Message // empty) | strings] | last // empty' <<<"$line" 2>/dev/null || true)
-    # ARM nests a resource provider's own JSON error as a string inside the last message.
-    if [[ $msg == \{* ]]; then
-      msg=$(jq -r '.Message // .message // empty' <<<"$msg" 2>/dev/null || printf '%s' "$msg")
-    fi
-    [[ -n $msg ]] && line=$msg
-  fi
-  [[ -n $line ]] || line=$(grep -m1 -v '^[[:space:]]*$' <<<"$err" || true)
-  [[ -n $line ]] || line="az gave no reason"
-  line=$(tr -s '\r\n\t' '   ' <<<"$line")
-  line=${line%"${line##*[![:space:]]}"}
-  printf '%s' "${line:0:300}"
-}
-
 # Stops with the right advice for an az failure: login, a taken name, or the az message itself.
 az_die() {
   local what=$1 reason
   reason=$(az_reason)
-  if grep -qiE "az login|AADSTS|refresh token|expired" "$WORK/az.err" 2>/dev/null; then
+  if az_login_failed; then
     die "$what failed because the Azure login is missing or expired: run 'az login' and then ./deploy.sh again"
   fi
   if grep -qE "AlreadyExists|AlreadyTaken|already taken|already exists|NameNotAvailable|is not available" "$WORK/az.err" 2>/dev/null; then

@@ -180,3 +180,40 @@ pane_output() {
 # The agent prints one line per heartbeat: "<RFC 3339 time> ok|fail ...".
 # shellcheck disable=SC2034 # used by the scripts that source this file
 readonly AGENT_LINE_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+ (ok|fail)( |$)'
+
+# ----------------------------------------------------------------------------------------- az calls
+# (the caller sets WORK, a private temporary directory)
+
+# az with the chosen subscription, JSON output (whatever the user's default output is) and the
+# stderr kept in $WORK/az.err for az_reason.
+az_json() {
+  local sub=()
+  [[ -n ${AZURE_SUBSCRIPTION:-} ]] && sub=(--subscription "$AZURE_SUBSCRIPTION")
+  az "$@" "${sub[@]}" --only-show-errors -o json 2>"$WORK/az.err"
+}
+
+# One line saying why the last az call failed: the innermost error message az printed.
+az_reason() {
+  local err line msg
+  err=$(cat "$WORK/az.err" 2>/dev/null || true)
+  line=$(grep -m1 '^ERROR: ' <<<"$err" || true)
+  line=${line#ERROR: }
+  if [[ $line == \{* ]]; then
+    msg=$(jq -r '[.. | objects | (.message // .Message // empty) | strings] | last // empty' <<<"$line" 2>/dev/null || true)
+    # ARM nests a resource provider's own JSON error as a string inside the last message.
+    if [[ $msg == \{* ]]; then
+      msg=$(jq -r '.Message // .message // empty' <<<"$msg" 2>/dev/null || printf '%s' "$msg")
+    fi
+    [[ -n $msg ]] && line=$msg
+  fi
+  [[ -n $line ]] || line=$(grep -m1 -v '^[[:space:]]*$' <<<"$err" || true)
+  [[ -n $line ]] || line="az gave no reason"
+  line=$(tr -s '\r\n\t' '   ' <<<"$line")
+  line=${line%"${line##*[![:space:]]}"}
+  printf '%s' "${line:0:300}"
+}
+
+# Whether the last az call failed because the login is missing or expired.
+az_login_failed() {
+  grep -qiE "az login|AADSTS|refresh token|expired" "$WORK/az.err" 2>/dev/null
+}

@@ -49,6 +49,11 @@ def query_files() -> list[Path]:
     return sorted(QUERIES.glob("*.kql"))
 
 
+def report_query_files() -> list[Path]:
+    """The queries scripts/report.sh runs (not deployed by main.bicep)."""
+    return sorted((QUERIES / "report").glob("*.kql"))
+
+
 def deployed_rule_queries(t: Template) -> dict[str, str]:
     out = {}
     for symbol in t.symbols_of_type(SCHEDULED_QUERY_RULE):
@@ -77,6 +82,7 @@ def docs_queries() -> dict[str, str]:
 def all_queries() -> dict[str, str]:
     """Every KQL text the project ships, by where it comes from."""
     queries = {f"queries/{p.name}": p.read_text(encoding="utf-8") for p in query_files()}
+    queries.update({f"queries/report/{p.name}": p.read_text(encoding="utf-8") for p in report_query_files()})
     for variant in ({}, {"outageReportMinutes": 60, "silenceEvaluationMinutes": 1, "reminderMinutes": 5}):
         t = template(**variant)
         suffix = "" if not variant else " (non-default parameters)"

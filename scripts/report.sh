@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# report.sh: what ISP Monitor saw over a period, per device: uptime, last heartbeat, every outage
+# with its start, end, duration and cause, and every change of public IP address.
+#
+# Usage: scripts/report.sh [--since 7d|24h|2026-11-01] [--device NAME] [--json] [--app NAME] [--help]
+#
+#   --since PERIOD  how far back: days (7d) or hours (24h), or a UTC date (2026-11-01) or time
+#                   (2026-11-01T08:00:00Z). Default: 7d.
+#   --device NAME   only this device
+#   --json          one JSON object (period, since, generated_at, silence_minutes, device, devices,
+#                   outages, ip_changes) instead of the tables
+#   --app NAME      the Application Insights component to query. Default: AZURE_APPINSIGHTS_NAME
+#                   from .env, else the only component in AZURE_RESOURCE_GROUP
+#   --help          show this text
+#
+# An outage is one an agent reported (with the cause it diagnosed) or, where no report covers it, a
+# gap of more than SILENCE_MINUTES between two heartbeats (cause unknown; no end while it goes on).
+# Settings come from .env (AZURE_RESOURCE_GROUP, AZURE_SUBSCRIPTION, SILENCE_MINUTES,
+# AZURE_APPINSIGHTS_NAME); a variable set in your environment wins. Needs az (after `az login`) with
+# the application-insights extension, and jq. Changes nothing. The queries: queries/report/*.kql.
+set -Eeuo pipefail
+
+readonly SCRIPT_NAME=report.sh
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT
+readonly ENV_FILE=${ISP_MONITOR_ENV_FILE:-$ROOT/.env}
+readonly QUERY_DIR=$ROOT/queries/report
+readonly EXTENSION=application-insights
+readonly COMPONENT_TYPE=Microsoft.Insights/components
+readonly AZ_INSTALL_URL=https://learn.microsoft.com/cli/azure/install-azure-cli
+# The report's queries, in queries/report/.
+readonly SECTIONS=(report-devices report-outages report-ip-changes)
+
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+
+usage() {
+  sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+# --------------------------------------------------------------------------------------- arguments
+
+SINCE=7d
+DEVICE=""
+JSON=0
+APP=""
+
+parse_args() {
+  while (($#)); do
+    case $1 in
+      --since | --device | --app)
+        (($# > 1)) || die "$1 needs a value: run scripts/report.sh --help"
+        case $1 in
+          --since) SINCE=$2 ;;
+          --device) DEVICE=$2 ;;
+          --app) APP=$2 ;;
+        esac
+        shift 2
+        ;;
+      --since=*) SINCE=${1#*=} && shift ;;
+      --device=*) DEVICE=${1#*=} && shift ;;
+      --app=*) APP=${1#*=} && shift ;;
+      --json) JSON=1 && shift ;;
+      -h | --help)
+        usage
+        exit 0
+        ;;
+      *) die "unknown option '$1': run scripts/report.sh --help" ;;
+    esac
+  done
+}
+
+# Sets SINCE_KQL (the `since` of the queries), SINCE_EPOCH and OFFSET (az's --offset: the period in
+# whole hours plus one, so the query's time range always covers the period).
+resolve_period() {
+  local now seconds epoch
+  now=$(date -u +%s)
+  if [[ $SINCE =~ ^([0-9]{1,5})([dh])$ ]] && ((10#${BASH_REMATCH[1]} > 0)); then
+    seconds=$((10#${BASH_REMATCH[1]} * 3600))
+    [[ ${BASH_REMATCH[2]} == h ]] || seconds=$((seconds * 24))
+    SINCE_KQL="ago(${SINCE})"
+    epoch=$((now - seconds))
+  elif [[ $SINCE =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2})?Z)?$ ]]; then
+    local iso=$SINCE
+    [[ $iso == *T* ]] || iso+=T00:00Z
+    [[ $iso =~ T[0-9]{2}:[0-9]{2}Z$ ]] && iso=${iso%Z}:00Z
+    # Parsed and printed back: a date that does not exist (2026-02-30) does not come back the same.
+    epoch=$(jq -nr --arg d "$iso" '$d | strptime("%Y-%m-%dT%H:%M:%SZ") | mktime | if todate == $d then . else error("no such date") end' 2>/dev/null) ||
+      die "--since '$SINCE' is not a valid UTC date or time: use a date like 2026-11-01 or a time like 2026-11-01T08:00:00Z"
+    ((epoch < now)) || die "--since '$SINCE' is in the future: give an earlier date"
+    SINCE_KQL="datetime($iso)"
+    seconds=$((now - epoch))
+  else
+    die "--since '$SINCE' is neither a period like 7d or 24h nor a UTC date like 2026-11-01: run scripts/report.sh --help"
+  fi
+  SINCE_EPOCH=$epoch
+  NOW_EPOCH=$now
+  OFFSET="$(((seconds + 3599) / 3600 + 1))h"
+}
+
+# The device name as a KQL string literal.
+kql_string() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  printf '"%s"' "$s"
+}
+
+check_settings() {
+  : "${AZURE_RESOURCE_GROUP:=isp-monitor}"
+  : "${SILENCE_MINUTES:=5}"
+  is_positive_int "$SILENCE_MINUTES" ||
+    die "SILENCE_MINUTES '$SILENCE_MINUTES' is not a whole number of minutes: fix it in $ENV_FILE"
+  if [[ $DEVICE =~ [[:cntrl:]] ]]; then
+    die "--device holds a control character: give the device name as the agent sends it"
+  fi
+  APP=${APP:-${AZURE_APPINSIGHTS_NAME:-}}
+}
+
+# az_die WHAT: stops with az's reason, or with the advice to log in again when that is the reason.
+az_die() {
+  if az_login_failed; then
+    die "$1 failed because the Azure login is missing or expired: run 'az login' and then scripts/report.sh again"
+  fi
+  die "$1 failed: $(az_reason)"
+}
+
+require_tools() {
+  command -v az >/dev/null 2>&1 ||
+    die "az (the Azure CLI) is not installed: install it (see $AZ_INSTALL_URL)"
+  require_cmd jq
+}
+
+check_az() {
+  az extension show -n "$EXTENSION" -o json >/dev/null 2>&1 ||
+    die "the az extension $EXTENSION is not installed (the log queries need it): run 'az extension add -n $EXTENSION'"
+  az_json account show >/dev/null ||
+    die "not logged in to Azure: run 'az login' (and 'az account set -s <subscription>' to pick one)"
+}
+
+# Sets APP to the only Application Insights component of the resource group, unless it is given.
+find_app() {
+  [[ -z $APP ]] || return 0
+  local names count
+  az_json resource list -g "$AZURE_RESOURCE_GROUP" --resource-type "$COMPONENT_TYPE" >"$WORK/components.json" ||
+    az_die "listing the Application Insights components of resource group $AZURE_RESOURCE_GROUP"
+  names=$(jq -r '.[].name' "$WORK/components.json")
+  count=$(jq 'length' "$WORK/components.json")
+  case $count in
+    1) APP=$names ;;
+    0) die "no Application Insights component in resource group $AZURE_RESOURCE_GROUP: deploy with ./deploy.sh, or set AZURE_RESOURCE_GROUP (or --app NAME) to where it is" ;;
+    *) die "$count Application Insights components in resource group $AZURE_RESOURCE_GROUP ($(tr '\n' ' ' <<<"$names" | sed 's/ $//')): pick one with --app NAME or AZURE_APPINSIGHTS_NAME in $ENV_FILE" ;;
+  esac
+}
+
+# render_query FILE: the query with its `let since`, `let silence` and `let only_device` lines set.
+# Each must occur at most once (since and only_device exactly once), or the query is not what it says.
+render_query() {
+  local file=$1 line key text=""
+  local -A value=([since]=$SINCE_KQL [silence]="${SILENCE_MINUTES}m" [only_device]=$(kql_string "$DEVICE"))
+  local -A seen=([since]=0 [silence]=0 [only_device]=0)
+  [[ -r $file ]] || die "$file is missing: run report.sh from a complete clone of the repository"
+  while IFS= read -r line || [[ -n $line ]]; do
+    for key in "${!value[@]}"; do
+      if [[ $line == "let $key = "*";" ]]; then
+        line="let $key = ${value[$key]};"
+        seen[$key]=$((seen[$key] + 1))
+      fi
+    done
+    text+=$line$'\n'
+  done <"$file"
+  if ((seen[since] != 1 || seen[only_device] != 1 || seen[silence] > 1)); then
+    die "$file must hold each of its 'let since', 'let only_device' (and 'let silence') lines once: restore it from git"
+  fi
+  printf '%s' "$text"
+}
+
+# run_query NAME: runs queries/report/NAME.kql and writes its rows, as JSON objects, to $WORK/NAME.json.
+# Numbers arrive as numbers or as strings (depending on the extension's version): both become numbers.
+run_query() {
+  local name=$1 query
+  query=$(render_query "$QUERY_DIR/$name.kql")
+  az_json monitor app-insights query --apps "$APP" -g "$AZURE_RESOURCE_GROUP" \
+    --analytics-query "$query" --offset "$OFFSET" >"$WORK/$name.raw" ||
+    az_die "the query $name.kql on $APP"
+  jq '
+    .tables[0] as $t
+    | if ($t.columns | type) != "array" then error("no result table") else . end
+    | [$t.rows[] | [$t.columns, .] | transpose
+        | map({key: .[0].name,
+               value: (if (.[0].type | IN("long", "int", "real", "double", "decimal")) and (.[1] | type) == "string"
+                       then (.[1] | tonumber? // .) else .[1] end)})
+        | from_entries]' "$WORK/$name.raw" >"$WORK/$name.json" 2>/dev/null ||
+    die "the query $name.kql on $APP gave an answer that is not a result table: check 'az version' and run again"
+}
+
+# ------------------------------------------------------------------------------------------ output
+
+# The report as one JSON object.
+report_json() {
+  jq -n --arg period "$SINCE" --argjson since "$SINCE_EPOCH" --argjson now "$NOW_EPOCH" \
+    --argjson silence "$SILENCE_MINUTES" --arg device "$DEVICE" \
+    --slurpfile devices "$WORK/report-devices.json" --slurpfile outages "$WORK/report-outages.json" \
+    --slurpfile ip_changes "$WORK/report-ip-changes.json" '{
+      period: $period,
+      since: ($since | todate),
+      generated_at: ($now | todate),
+      silence_minutes: $silence,
+      device: (if $device == "" then null else $device end),
+      devices: $devices[0],
+      outages: $outages[0],
+      ip_changes: $ip_changes[0]
+    }'
+}
+
+# The report as tables, from the JSON object on stdin.
+report_text() {
+  jq -r '
+    def two: tostring | if length < 2 then "0" + . else . end;
+    def time: if . == null or . == "" then "-" else .[0:19] | sub("T"; " ") end;
+    def duration: (. // 0 | floor) as $s
+      | if $s < 60 then "\($s)s"
+        elif $s < 3600 then "\($s / 60 | floor)m\($s % 60 | two)s"
+        elif $s < 86400 then "\($s / 3600 | floor)h\($s % 3600 / 60 | floor | two)m"
+        else "\($s / 86400 | floor)d\($s % 86400 / 3600 | floor | two)h" end;
+    def pad($w): if length < $w then . + (" " * ($w - length)) else . end;
+    def table($head; $rows):
+      if ($rows | length) == 0 then "  (none)"
+      else ([$head] + $rows) as $all
+        | [range(0; $head | length) as $i | [$all[] | .[$i] | length] | max] as $w
+        | $all[] | . as $row | [range(0; $row | length) as $i | $row[$i] | pad($w[$i])] | join("  ") | sub(" +$"; "")
+      end;
+    "ISP Monitor report since \(.since | time) UTC (\(.period))\(if .device then ", device \(.device)" else "" end), generated \(.generated_at | time) UTC",
+    "",
+    "Devices",
+    table(["DEVICE", "UPTIME", "HEARTBEATS", "LAST HEARTBEAT (UTC)", "PUBLIC IP"];
+      [.devices[] | [.device, "\(.uptime_pct)%", (.heartbeats | tostring), (.last_heartbeat | time), .public_ip]]),
+    "",
+    "Outages (agent: reported by the device; gap: no heartbeat for more than \(.silence_minutes) minutes)",
+    table(["DEVICE", "START (UTC)", "END (UTC)", "DURATION", "CAUSE", "SOURCE"];
+      [.outages[] | [.device, (.start_utc | time), (if .end_utc then .end_utc | time else "ongoing" end),
+                     (.duration_s | duration), .cause, .source]]),
+    "",
+    "Public IP changes",
+    table(["DEVICE", "CHANGED (UTC)", "FROM", "TO"];
+      [.ip_changes[] | [.device, (.changed_utc | time), .previous_ip, .public_ip]])'
+}
+
+main() {
+  parse_args "$@"
+  load_env "$ENV_FILE"
+  check_settings
+  require_tools
+  resolve_period
+  WORK=$(mktemp -d)
+  trap 'rm -rf "$WORK"' EXIT
+  check_az
+  find_app
+  local section
+  for section in "${SECTIONS[@]}"; do
+    run_query "$section"
+  done
+  if ((JSON)); then
+    report_json
+  else
+    report_json | report_text
+  fi
+}
+
+main "$@"
