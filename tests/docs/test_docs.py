@@ -92,6 +92,11 @@ def sandbox(tmp_path: Path) -> dict[str, str]:
     env.setdefault("RUSTUP_HOME", str(Path.home() / ".rustup"))
     for name in ("home", "tmux", "state"):
         (tmp_path / name).mkdir(mode=0o700)
+    # The scripts would otherwise build release binaries first (minutes with LTO on two cores);
+    # they use these instead, as documented. Their own build step is tested in tests/scripts.
+    subprocess.run(["cargo", "build", "--quiet", "--bins"], cwd=REPO, check=True)
+    env["ISP_MONITOR_AGENT_BIN"] = str(REPO / "target" / "debug" / "heartbeat-agent")
+    env["ISP_MONITOR_HANDLER_BIN"] = str(REPO / "target" / "debug" / "handler")
     yield env
     subprocess.run(["tmux", "kill-server"], env=env, capture_output=True)
 
