@@ -38,6 +38,9 @@ const UPLOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Spans waiting for export; beyond this new spans are dropped, which keeps memory bounded when
 /// ingestion is slow or down (the SDK default, stated here because the memory bound relies on it).
 const MAX_QUEUE_SIZE: usize = 2048;
+/// Spans per upload, and the longest a span waits before upload (see the batch config below).
+const EXPORT_BATCH_SIZE: usize = 64;
+const EXPORT_DELAY: Duration = Duration::from_millis(250);
 
 /// Which host contract delivered the request (docs/telemetry.md `host_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +126,11 @@ impl Telemetry {
             .with_batch_config(
                 BatchConfigBuilder::default()
                     .with_max_queue_size(MAX_QUEUE_SIZE)
-                    .with_scheduled_delay(Duration::from_secs(1))
+                    // Small, frequent batches: the export thread serializes and gzips each batch
+                    // in one go, and a big burst of that on a 2-core machine delays the requests
+                    // sharing its core (p99 at 1,000/s: 4.3 ms with 512-span batches every second).
+                    .with_max_export_batch_size(EXPORT_BATCH_SIZE)
+                    .with_scheduled_delay(EXPORT_DELAY)
                     .build(),
             )
             .build();
