@@ -33,3 +33,26 @@ pub fn hostname() -> String {
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "unknown-host".to_owned())
 }
+
+/// Completes on SIGINT or SIGTERM: how a terminal, tmux, systemd, launchd and the Functions host
+/// ask either binary to stop.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -55,9 +55,12 @@ fn main() -> ExitCode {
             .await
             .map_err(|err| format!("cannot listen on 127.0.0.1:{port}: {err}"))?;
         tracing::info!("handler listening on http://127.0.0.1:{port} (heartbeats: /api/ping)");
-        handler::serve(listener, state, shutdown_signal())
-            .await
-            .map_err(|err| format!("server failed: {err}"))
+        handler::serve(listener, state, async {
+            isp_monitor::shutdown_signal().await;
+            tracing::info!("shutdown signal received");
+        })
+        .await
+        .map_err(|err| format!("server failed: {err}"))
     });
     runtime.shutdown_background();
     // Flush after the server has stopped, bounded, outside the runtime (the call blocks).
@@ -73,27 +76,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Completes on SIGINT or SIGTERM (the host and `func start` stop the handler with either).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -27,33 +27,11 @@ fn main() -> ExitCode {
             return ExitCode::from(Outcome::BadConfiguration as u8);
         }
     };
-    match runtime.block_on(agent::run(config, shutdown_signal())) {
+    match runtime.block_on(agent::run(config, isp_monitor::shutdown_signal())) {
         Ok(outcome) => ExitCode::from(outcome as u8),
         Err(message) => {
             eprintln!("heartbeat-agent: {message}");
             ExitCode::from(Outcome::BadConfiguration as u8)
         }
-    }
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
