@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools the test suites need, skipping whatever is already there.
 # Each suite declares its own needs in the lists below; nothing here is downloaded from outside the
-# package registries (Debian, PyPI, npm, crates.io).
+# package registries (Debian, Python, npm and Rust packages).
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
