@@ -193,9 +193,6 @@ struct LoadResult {
     cpu_us_per_heartbeat: f64,
 }
 
-/// Heartbeats sent by the in-process load generator (wrk reports a rate instead).
-static HEARTBEATS_SENT: AtomicU64 = AtomicU64::new(0);
-
 async fn load(label: &'static str, ingestion: Option<&Ingestion>) -> LoadResult {
     let port = free_port();
     let child = spawn_handler(port, ingestion);
@@ -250,14 +247,12 @@ async fn load(label: &'static str, ingestion: Option<&Ingestion>) -> LoadResult 
 
     let rps_1 = throughput(&client, &url, 1).await;
     let cpu_before = cpu_seconds(pid);
-    let heartbeats_before = HEARTBEATS_SENT.load(Ordering::Relaxed);
     let rps_64 = throughput(&client, &url, 64).await;
-    // CPU per heartbeat at concurrency 64, counting the export thread's work for those heartbeats
-    // (wrk does not report a count, so the rate times the duration stands in for it).
-    let sent = (HEARTBEATS_SENT.load(Ordering::Relaxed) - heartbeats_before)
-        .max((rps_64 * LOAD_SECONDS as f64) as u64);
+    // CPU per heartbeat at concurrency 64, counting the export thread's work for those heartbeats.
+    // Both generators report a rate over LOAD_SECONDS; rate times duration is the count.
+    let sent = rps_64 * LOAD_SECONDS as f64;
     tokio::time::sleep(Duration::from_millis(600)).await; // let the last batches go out
-    let cpu_us_per_heartbeat = (cpu_seconds(pid) - cpu_before) / sent as f64 * 1e6;
+    let cpu_us_per_heartbeat = (cpu_seconds(pid) - cpu_before) / sent * 1e6;
     let rss_peak_mb = rss_kib(pid).1 as f64 / 1024.0;
     drop(child);
     LoadResult {
@@ -338,7 +333,6 @@ async fn closed_loop(client: &reqwest::Client, url: &str, concurrency: usize) ->
                     assert_eq!(answer.status(), 200);
                     answer.bytes().await.unwrap();
                     done.fetch_add(1, Ordering::Relaxed);
-                    HEARTBEATS_SENT.fetch_add(1, Ordering::Relaxed);
                 }
             })
         })
