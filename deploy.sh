@@ -264,7 +264,7 @@ package_app() {
   cp "$HANDLER_BIN" "$stage/$exe"
   chmod 644 "$stage/host.json" "$stage/Ping/function.json"
   # Linux Consumption drops the mode on extraction and adds u+x to the launched file itself;
-  # keep 755 in the zip anyway (PLATFORM.md §2).
+  # keep 755 in the zip anyway (docs/platform.md §2).
   chmod 755 "$stage/$exe"
   mkdir -p "$(dirname "$PACKAGE")"
   rm -f "$PACKAGE"

@@ -3,7 +3,7 @@
 //!
 //! Spans are built with the OpenTelemetry API directly rather than through `tracing`: the request
 //! row's kind, timing, status and attributes are all explicit here, and no log filter can disable
-//! them by accident (PLATFORM.md §3: an `EnvFilter` at `warn` silences tracing-made spans).
+//! them by accident (docs/platform.md §3: an `EnvFilter` at `warn` silences tracing-made spans).
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
@@ -29,7 +29,7 @@ pub const CONNECTION_STRING_VAR: &str = "APPLICATIONINSIGHTS_CONNECTION_STRING";
 
 /// Longest attribute value we hand the exporter, in bytes. The exporter cuts values at 8192 bytes
 /// without regard to character boundaries and panics on a multi-byte character, killing its export
-/// thread (PLATFORM.md §3); every value is cut here first, at a boundary, well below that.
+/// thread (docs/platform.md §3); every value is cut here first, at a boundary, well below that.
 pub const MAX_ATTRIBUTE_BYTES: usize = 2048;
 /// How long shutdown waits for pending telemetry before the process exits anyway.
 pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(4);
@@ -106,7 +106,7 @@ impl Telemetry {
     ///
     /// Must be called outside the tokio runtime: the batch processor runs on its own thread with a
     /// blocking HTTP client, and an async client there panics with "no reactor running"
-    /// (PLATFORM.md §3).
+    /// (docs/platform.md §3).
     pub fn from_connection_string(
         connection_string: &str,
         env: impl Fn(&str) -> Option<String>,

@@ -4,7 +4,7 @@
 //!
 //! Exit codes: 0 after a shutdown signal; 1 when it cannot serve (port in use); 2 for bad
 //! configuration. Never 0 on a fatal error: the host does not restart a handler that exits 0
-//! (PLATFORM.md §1).
+//! (docs/platform.md §1).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 fn main() -> ExitCode {
     // Information goes to stdout and problems to stderr: the host files stdout as Information and
-    // stderr as Error (PLATFORM.md §1), so a startup message on stderr would raise false errors.
+    // stderr as Error (docs/platform.md §1), so a startup message on stderr would raise false errors.
     tracing_subscriber::fmt()
         .with_ansi(false)
         .with_target(false)
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     };
     let state = AppState::new(Arc::clone(&telemetry));
     let served = runtime.block_on(async move {
-        // IPv4 loopback: the host always calls http://127.0.0.1:{port} (PLATFORM.md §1).
+        // IPv4 loopback: the host always calls http://127.0.0.1:{port} (docs/platform.md §1).
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|err| format!("cannot listen on 127.0.0.1:{port}: {err}"))?;

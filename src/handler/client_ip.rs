@@ -1,7 +1,7 @@
 //! Which forwarded address is trusted as the client's, and why.
 //!
 //! Azure's front end **appends** the peer it saw to whatever `X-Forwarded-For` the client sent, as
-//! `ip:port` (`[v6]:port` for IPv6) (PLATFORM.md §1; Azure/app-service-linux-docs
+//! `ip:port` (`[v6]:port` for IPv6) (docs/platform.md §1; Azure/app-service-linux-docs
 //! `Things_You_Should_Know/headers.md`). Every entry before the last one was written by the client
 //! and can say anything, so only the **last** entry is trusted. Behind another proxy (Front Door,
 //! Application Gateway) the last entry is that proxy's address, not the home connection's.

@@ -1,6 +1,6 @@
 //! Forwarding mode (`enableForwardingHttpRequest: true`, what `host.json` uses): the host passes the
 //! original method, path (with `/api`), headers and body through, and returns our answer unchanged
-//! (PLATFORM.md §1).
+//! (docs/platform.md §1).
 
 use std::time::SystemTime;
 

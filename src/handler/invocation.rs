@@ -2,7 +2,7 @@
 //! other than one HTTP trigger and one HTTP output. The host `POST`s `/{FunctionName}` with
 //! `{"Data": {"req": {…}}, "Metadata": {…}}` and expects `2xx application/json` with
 //! `{"Outputs": {"res": {…}}, "Logs": […], "ReturnValue": null}`; anything else fails the
-//! invocation (PLATFORM.md §1). The real status of the heartbeat travels inside `Outputs.res`.
+//! invocation (docs/platform.md §1). The real status of the heartbeat travels inside `Outputs.res`.
 
 use std::time::SystemTime;
 

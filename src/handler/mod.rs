@@ -47,7 +47,7 @@ impl AppState {
 }
 
 /// The handler's routes. `GET /` is the host's readiness and health probe; the heartbeat paths are
-/// matched case-insensitively because the platform's routing is (PLATFORM.md §1).
+/// matched case-insensitively because the platform's routing is (docs/platform.md §1).
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(ready))
@@ -84,7 +84,7 @@ pub async fn serve(
 }
 
 /// The port to listen on: `FUNCTIONS_CUSTOMHANDLER_PORT`, else the legacy
-/// `FUNCTIONS_HTTPWORKER_PORT` (both set by the host, PLATFORM.md §1), else [`DEFAULT_PORT`].
+/// `FUNCTIONS_HTTPWORKER_PORT` (both set by the host, docs/platform.md §1), else [`DEFAULT_PORT`].
 pub fn port_from_env(env: impl Fn(&str) -> Option<String>) -> Result<u16, String> {
     for name in ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"] {
         if let Some(value) = env(name) {
@@ -259,7 +259,7 @@ fn log_time() -> String {
 }
 
 /// One JSON line on stdout, written whole: the host files stdout as Information traces
-/// (PLATFORM.md §1).
+/// (docs/platform.md §1).
 fn log_line(line: &LogLine<'_>) {
     let mut buffer = Vec::with_capacity(256);
     if serde_json::to_writer(&mut buffer, line).is_ok() {

@@ -1,5 +1,5 @@
 //! A stand-in for the Azure Functions host, faithful to the parts of the contract the handler
-//! depends on (PLATFORM.md §1 as read from azure-functions-host `Workers/Http`):
+//! depends on (docs/platform.md §1 as read from azure-functions-host `Workers/Http`):
 //!
 //! - it reads the repository's own `host.json` and `Ping/function.json`, lays out an app root the
 //!   way a deployment does, and launches `customHandler.description.defaultExecutablePath` from it
@@ -426,7 +426,7 @@ async fn front(
         }
     }
 
-    // Azure's front end appends the peer it saw (PLATFORM.md §1).
+    // Azure's front end appends the peer it saw (docs/platform.md §1).
     let mut headers = parts.headers.clone();
     let seen = format!("{}:{}", peer.ip(), peer.port());
     let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
