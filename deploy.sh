@@ -50,7 +50,7 @@ readonly PARAMETERS=(
 source "$ROOT/scripts/common.sh"
 
 usage() {
-  sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+  sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}" # BSD sed needs the ';' before '}'
 }
 
 # ---------------------------------------------------------------------------------------- settings
@@ -285,8 +285,8 @@ ensure_group() {
 }
 
 deploy_template() {
-  local args=()
-  mapfile -d '' args < <(deployment_args)
+  local args=() arg
+  while IFS= read -r -d '' arg; do args+=("$arg"); done < <(deployment_args) # bash 3.2: no mapfile
   info "==> deploying main.bicep to $AZURE_RESOURCE_GROUP (a first deployment takes a few minutes)"
   az_json deployment group create "${args[@]}" >"$WORK/deployment.json" || az_die "the deployment of main.bicep"
   APP_NAME=$(jq -r '.properties.outputs.functionAppName.value // empty' "$WORK/deployment.json")
@@ -399,7 +399,7 @@ EOF
 
 prepare() {
   local mode=$1
-  WORK=$(mktemp -d)
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/deploy.XXXXXX")
   trap 'rm -rf "$WORK"' EXIT
   if [[ $mode == deploy && ! -f $ENV_FILE ]]; then
     [[ -f $ROOT/.env.example ]] || die ".env.example is missing: restore it from the repository and run again"
@@ -428,7 +428,7 @@ run_check() {
 }
 
 run_what_if() {
-  local args=()
+  local args=() arg
   require_az
   require_cmd jq
   prepare what-if
@@ -438,10 +438,9 @@ run_what_if() {
     info "Resource group $AZURE_RESOURCE_GROUP does not exist yet: a deploy would create it in $AZURE_LOCATION, with every resource in main.bicep."
     return 0
   fi
-  mapfile -d '' args < <(deployment_args)
-  local sub=()
-  [[ -n ${AZURE_SUBSCRIPTION:-} ]] && sub=(--subscription "$AZURE_SUBSCRIPTION")
-  az deployment group what-if "${args[@]}" "${sub[@]}" --only-show-errors 2>"$WORK/az.err" || az_die "what-if"
+  while IFS= read -r -d '' arg; do args+=("$arg"); done < <(deployment_args)
+  [[ -z ${AZURE_SUBSCRIPTION:-} ]] || args+=(--subscription "$AZURE_SUBSCRIPTION")
+  az deployment group what-if "${args[@]}" --only-show-errors 2>"$WORK/az.err" || az_die "what-if"
 }
 
 run_deploy() {

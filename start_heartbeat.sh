@@ -32,7 +32,7 @@ readonly HANDLER_WINDOW=handler
 source "$ROOT/scripts/common.sh"
 
 usage() {
-  sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+  sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}" # BSD sed needs the ';' before '}'
 }
 
 # ------------------------------------------------------------------------------------------ settings
@@ -55,7 +55,7 @@ settings_problems() {
   if [[ -n ${HEARTBEAT_PROBE_TARGETS:-} ]]; then
     local targets=()
     IFS=, read -r -a targets <<<"$HEARTBEAT_PROBE_TARGETS"
-    for item in "${targets[@]}"; do
+    for item in ${targets[@]+"${targets[@]}"}; do # bash 3.2: an empty "${a[@]}" fails under set -u
       is_host_port "$item" ||
         echo "HEARTBEAT_PROBE_TARGETS has '$item', which is not host:port (e.g. 1.1.1.1:443): fix it in $ENV_FILE"
     done

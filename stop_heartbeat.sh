@@ -21,7 +21,7 @@ readonly LAST_LINES=10
 source "$ROOT/scripts/common.sh"
 
 usage() {
-  sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+  sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}" # BSD sed needs the ';' before '}'
 }
 
 # Pids of the session's panes whose process still runs.
@@ -30,14 +30,13 @@ live_pids() {
 }
 
 stop() {
-  local pid pids deadline=$((SECONDS + STOP_WAIT))
+  local pid deadline=$((SECONDS + STOP_WAIT))
   require_tmux
   if ! session_exists "$SESSION"; then
     info "nothing to stop: no tmux session '$SESSION' is running"
     return 0
   fi
-  mapfile -t pids < <(live_pids)
-  for pid in "${pids[@]}"; do
+  for pid in $(live_pids); do # pids: words of digits
     kill -TERM "$pid" 2>/dev/null || true
   done
   while [[ -n $(live_pids) ]] && ((SECONDS < deadline)); do

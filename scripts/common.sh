@@ -6,9 +6,23 @@
 #   environment win, empty values count as unset (so the documented default applies);
 # - the `.env` writer used by deploy.sh (other lines untouched, mode 600, secrets never on argv);
 # - the install hint for a missing command on this platform.
+#
+# Portable to stock macOS: bash 3.2 and BSD userland (docs/platform.md §8). tests/scripts/run.sh
+# runs every script test again under a real bash 3.2 with BSD-like sed/date/stat/mktemp/readlink/grep.
 
 # Name used in every message; the sourcing script sets SCRIPT_NAME first.
 : "${SCRIPT_NAME:=$(basename "$0")}"
+
+# bash_too_old MAJOR MINOR: whether that bash is older than 3.2, the oldest these scripts run on
+# (macOS's /bin/bash is 3.2.57).
+bash_too_old() {
+  [ "$1" -lt 3 ] || { [ "$1" -eq 3 ] && [ "$2" -lt 2 ]; }
+}
+if bash_too_old "${BASH_VERSINFO[0]}" "${BASH_VERSINFO[1]}"; then
+  printf '%s: needs bash 3.2 or newer, but this is bash %s: run it with a newer bash (macOS: /bin/bash is 3.2)\n' \
+    "$SCRIPT_NAME" "$BASH_VERSION" >&2
+  exit 1
+fi
 
 die() {
   printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2
@@ -54,15 +68,73 @@ require_cmd() {
 # The names load_env takes from .env; other lines are ignored.
 readonly ENV_NAMES='^(HEARTBEAT_[A-Z_]+|ISP_MONITOR_[A-Z_]+|AZURE_[A-Z_]+|ALERT_[A-Z_]+|NAME_PREFIX|SILENCE_MINUTES|SILENCE_EVALUATION_MINUTES|REMINDER_MINUTES|OUTAGE_REPORT_MINUTES|RETENTION_DAYS)$'
 
+# The HEARTBEAT_* settings the agent knows: the ones .env.example lists (the one list of them).
+known_heartbeat_keys() {
+  [[ -r ${ROOT:-.}/.env.example ]] || return 0
+  sed -n 's/^\(HEARTBEAT_[A-Z0-9_]*\)=.*/\1/p' "${ROOT:-.}/.env.example"
+}
+
+# closest_key NAME KNOWN...: the known name NAME is most likely a misspelling of (edit distance of
+# at most 3, ignoring case), or nothing.
+closest_key() {
+  local name=$1
+  shift
+  printf '%s\n' "$@" | awk -v name="$name" '
+    function dist(a, b,    i, j, la, lb, d, cost, x, y, z) {
+      la = length(a); lb = length(b)
+      for (i = 0; i <= la; i++) d[i, 0] = i
+      for (j = 0; j <= lb; j++) d[0, j] = j
+      for (i = 1; i <= la; i++)
+        for (j = 1; j <= lb; j++) {
+          cost = (substr(a, i, 1) == substr(b, j, 1)) ? 0 : 1
+          x = d[i - 1, j] + 1; y = d[i, j - 1] + 1; z = d[i - 1, j - 1] + cost
+          d[i, j] = (x < y ? (x < z ? x : z) : (y < z ? y : z))
+        }
+      return d[la, lb]
+    }
+    NF { k = dist(toupper(name), toupper($0)); if (best == "" || k < bestd) { best = $0; bestd = k } }
+    END { if (best != "" && bestd <= 3) print best }'
+}
+
+# env_value_problem VALUE: why a raw .env value would be read differently by systemd's
+# EnvironmentFile (which also reads .env, docs/agent.md) than by load_env, or nothing.
+env_value_problem() {
+  local value=$1 q
+  case $value in
+    \"* | \'*)
+      q=${value:0:1}
+      value=${value:1}
+      if [[ $value != *"$q"* ]]; then
+        echo "its value opens a $q quote that never closes: close it at the end of the value"
+      elif [[ ${value#*"$q"} =~ ^[[:space:]]*$ ]]; then
+        :
+      elif [[ ${value#*"$q"} =~ ^[[:space:]]+# ]]; then
+        echo "a comment follows its value: put the comment on a line of its own"
+      else
+        echo "its value has a $q quote inside the quotes or text after them: quote the whole value once, with the other kind of quote if it holds a $q"
+      fi
+      ;;
+    *)
+      if [[ $value =~ [[:space:]]# ]]; then
+        echo "a comment follows its value (' #...' would become part of it): put the comment on a line of its own"
+      elif [[ $value == *[\"\']* ]]; then
+        echo "its value has an unbalanced quote: quote the whole value, with the other kind of quote if it holds one"
+      fi
+      ;;
+  esac
+}
+
 # load_env FILE: sets each KEY=VALUE of FILE that is not already set in the environment (when a
 # key appears twice in FILE, the later line wins). Accepts `KEY=value`, `KEY="value"`,
 # `KEY='value'`, `export KEY=value`, comments and blank lines. The file is parsed, not sourced, so
-# nothing in it runs as code.
+# nothing in it runs as code. For our own settings it refuses, with the line number, what systemd's
+# EnvironmentFile would read differently (an unbalanced quote, a ` # comment` after the value), and
+# warns about a HEARTBEAT_* name the agent does not know (a misspelling is otherwise silent).
 load_env() {
-  local file=$1 line key value n=0
-  local -A from_file=()
+  local file=$1 line key value n=0 from_file=" " known="" problem guess
   [[ -f $file ]] || return 0
   [[ -r $file ]] || die "cannot read $file: check its owner and mode (chmod 600 $file)"
+  known=" $(known_heartbeat_keys | tr '\n' ' ')"
   while IFS= read -r line || [[ -n $line ]]; do
     n=$((n + 1))
     line=${line%$'\r'}
@@ -74,13 +146,21 @@ load_env() {
     value=${BASH_REMATCH[3]}
     # Only our own settings: a stray PATH= or IFS= in .env must not change how the scripts run.
     [[ $key =~ $ENV_NAMES ]] || continue
+    if [[ $key == HEARTBEAT_* && $known != " " && $known != *" $key "* ]]; then
+      # shellcheck disable=SC2086 # the known names are words
+      guess=$(closest_key "$key" $known)
+      warn "line $n of $file: $key is not a setting the agent knows${guess:+ (did you mean $guess?)}; it is ignored (see .env.example)"
+      continue
+    fi
+    problem=$(env_value_problem "$value")
+    [[ -z $problem ]] || die "line $n of $file ($key): $problem"
     if [[ $value =~ ^\"(.*)\"[[:space:]]*$ || $value =~ ^\'(.*)\'[[:space:]]*$ ]]; then
       value=${BASH_REMATCH[1]}
     fi
-    if [[ -z ${from_file[$key]:-} && -n ${!key+x} ]]; then
+    if [[ $from_file != *" $key "* && -n ${!key+x} ]]; then
       continue # the environment wins
     fi
-    from_file[$key]=1
+    from_file+="$key "
     if [[ -z $value ]]; then
       unset "$key" # empty means "use the default"
       continue
@@ -187,9 +267,10 @@ readonly AGENT_LINE_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+ (ok|fail)( |$)'
 # az with the chosen subscription, JSON output (whatever the user's default output is) and the
 # stderr kept in $WORK/az.err for az_reason.
 az_json() {
-  local sub=()
-  [[ -n ${AZURE_SUBSCRIPTION:-} ]] && sub=(--subscription "$AZURE_SUBSCRIPTION")
-  az "$@" "${sub[@]}" --only-show-errors -o json 2>"$WORK/az.err"
+  if [[ -n ${AZURE_SUBSCRIPTION:-} ]]; then
+    set -- "$@" --subscription "$AZURE_SUBSCRIPTION"
+  fi
+  az "$@" --only-show-errors -o json 2>"$WORK/az.err"
 }
 
 # One line saying why the last az call failed: the innermost error message az printed.

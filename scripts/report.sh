@@ -35,7 +35,7 @@ readonly SECTIONS=(report-devices report-outages report-ip-changes)
 source "$ROOT/scripts/common.sh"
 
 usage() {
-  sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+  sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}" # BSD sed needs the ';' before '}'
 }
 
 # --------------------------------------------------------------------------------------- arguments
@@ -156,20 +156,18 @@ find_app() {
 # render_query FILE: the query with its `let since`, `let silence` and `let only_device` lines set.
 # Each must occur at most once (since and only_device exactly once), or the query is not what it says.
 render_query() {
-  local file=$1 line key text=""
-  local -A value=([since]=$SINCE_KQL [silence]="${SILENCE_MINUTES}m" [only_device]=$(kql_string "$DEVICE"))
-  local -A seen=([since]=0 [silence]=0 [only_device]=0)
+  local file=$1 line text="" device seen_since=0 seen_silence=0 seen_device=0
+  device=$(kql_string "$DEVICE")
   [[ -r $file ]] || die "$file is missing: run report.sh from a complete clone of the repository"
   while IFS= read -r line || [[ -n $line ]]; do
-    for key in "${!value[@]}"; do
-      if [[ $line == "let $key = "*";" ]]; then
-        line="let $key = ${value[$key]};"
-        seen[$key]=$((seen[$key] + 1))
-      fi
-    done
+    case $line in
+      "let since = "*";") line="let since = $SINCE_KQL;" seen_since=$((seen_since + 1)) ;;
+      "let silence = "*";") line="let silence = ${SILENCE_MINUTES}m;" seen_silence=$((seen_silence + 1)) ;;
+      "let only_device = "*";") line="let only_device = $device;" seen_device=$((seen_device + 1)) ;;
+    esac
     text+=$line$'\n'
   done <"$file"
-  if ((seen[since] != 1 || seen[only_device] != 1 || seen[silence] > 1)); then
+  if ((seen_since != 1 || seen_device != 1 || seen_silence > 1)); then
     die "$file must hold each of its 'let since', 'let only_device' (and 'let silence') lines once: restore it from git"
   fi
   printf '%s' "$text"
@@ -252,7 +250,7 @@ main() {
   check_settings
   require_tools
   resolve_period
-  WORK=$(mktemp -d)
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/report.XXXXXX")
   trap 'rm -rf "$WORK"' EXIT
   check_az
   find_app

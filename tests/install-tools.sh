@@ -5,12 +5,12 @@
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian packages: command name -> package name.
-declare -A apt_tools=([tmux]=tmux [bats]=bats [shellcheck]=shellcheck [jq]=jq [zip]=zip [unzip]=unzip [openssl]=openssl)
+# Debian packages: command:package (a list, not an associative array, so bash 3.2 can read it).
+apt_tools=(tmux:tmux bats:bats shellcheck:shellcheck jq:jq zip:zip unzip:unzip openssl:openssl)
 
 missing=()
-for cmd in "${!apt_tools[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${apt_tools[$cmd]}")
+for pair in "${apt_tools[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}"

@@ -17,8 +17,13 @@ die() {
   exit 1
 }
 
+# sha256sum (GNU) or shasum -a 256 (macOS has no sha256sum); both print "HASH  NAME" lines.
+sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$@"; else shasum -a 256 "$@"; fi
+}
+
 stamp_of() {
-  { sha256sum "$@"; python3 --version; node --version; } 2>/dev/null | sha256sum | cut -d' ' -f1
+  { sha256 "$@"; python3 --version; node --version; } 2>/dev/null | sha256 | cut -d' ' -f1
 }
 
 install_python() {

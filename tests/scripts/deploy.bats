@@ -38,8 +38,8 @@ use_keygate() {
 # The last line of output is deploy.sh's one-line reason.
 assert_failed_with() {
   [[ $status -ne 0 ]] || fail_test "expected a failure, got status 0: $output" || return 1
-  [[ ${lines[-1]} == "deploy.sh: "* ]] || fail_test "last line is not deploy.sh's reason: ${lines[-1]}" || return 1
-  [[ ${lines[-1]} == *"$1"* ]] || fail_test "expected '$1' in: ${lines[-1]}"
+  [[ ${lines[${#lines[@]} - 1]} == "deploy.sh: "* ]] || fail_test "last line is not deploy.sh's reason: ${lines[${#lines[@]} - 1]}" || return 1
+  [[ ${lines[${#lines[@]} - 1]} == *"$1"* ]] || fail_test "expected '$1' in: ${lines[${#lines[@]} - 1]}"
 }
 
 assert_env_not_written() {
@@ -227,7 +227,7 @@ assert_env_not_written() {
   [[ $output == *"FAIL  SILENCE_EVALUATION_MINUTES 7 must be a 1, 5, 10 or 15"* ]]
   [[ $output == *"warn  Rust target x86_64-unknown-linux-musl missing"* ]]
   [[ $output == *"warn  az extension application-insights missing (the log queries need it): run 'az extension add -n application-insights'"* ]]
-  [[ ${lines[-1]} == "deploy.sh: 4 problem(s) found: fix them and run ./deploy.sh --check again" ]]
+  [[ ${lines[${#lines[@]} - 1]} == "deploy.sh: 4 problem(s) found: fix them and run ./deploy.sh --check again" ]]
   [ -z "$(calls cargo)" ]
 }
 

@@ -70,7 +70,7 @@ process_gone() {
   pid=$(agent_pid)
   run "$REPO/start_heartbeat.sh"
   [ "$status" -eq 1 ]
-  [[ ${lines[-1]} == "start_heartbeat.sh: already running in tmux session 'isp-monitor': see ./start_heartbeat.sh --status, or stop it with ./stop_heartbeat.sh" ]]
+  [[ ${lines[${#lines[@]} - 1]} == "start_heartbeat.sh: already running in tmux session 'isp-monitor': see ./start_heartbeat.sh --status, or stop it with ./stop_heartbeat.sh" ]]
   [ "$(agent_pid)" = "$pid" ]
   kill -0 "$pid"
 }
@@ -86,7 +86,7 @@ process_gone() {
   [[ $output == *"last output of the agent"*" ok status=200 "* ]]
   # The agent's own shutdown line: it got SIGTERM and stopped by itself.
   [[ $output == *"Z stopped"* ]]
-  [[ ${lines[-1]} == "stopped: tmux session 'isp-monitor' is closed"* ]]
+  [[ ${lines[${#lines[@]} - 1]} == "stopped: tmux session 'isp-monitor' is closed"* ]]
   refute tmux has-session -t =isp-monitor
   wait_until 3 process_gone "$pid"
   # No more heartbeats.
@@ -150,7 +150,7 @@ process_gone() {
   env_for_handler
   ISP_MONITOR_LOCAL_PORT=$HANDLER_PORT run "$REPO/start_heartbeat.sh" --local
   [ "$status" -eq 1 ]
-  [[ ${lines[-1]} == "start_heartbeat.sh: port $HANDLER_PORT is already in use: set ISP_MONITOR_LOCAL_PORT to a free port and run again" ]]
+  [[ ${lines[${#lines[@]} - 1]} == "start_heartbeat.sh: port $HANDLER_PORT is already in use: set ISP_MONITOR_LOCAL_PORT to a free port and run again" ]]
   refute tmux has-session -t =isp-monitor
 }
 
@@ -238,7 +238,7 @@ EOF
   [ "$status" -eq 1 ]
   [[ $output == *"heartbeat-agent: --device / HEARTBEAT_DEVICE"*"the limit is 100"* ]]
   # (tmux may not know the exit status of a process that ends at once.)
-  [[ ${lines[-1]} =~ ^"start_heartbeat.sh: the agent stopped at once"( \(exit status 2\))?"; its output is above: fix the cause and run again"$ ]]
+  [[ ${lines[${#lines[@]} - 1]} =~ ^"start_heartbeat.sh: the agent stopped at once"( \(exit status 2\))?"; its output is above: fix the cause and run again"$ ]]
   refute tmux has-session -t =isp-monitor
 }
 

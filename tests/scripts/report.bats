@@ -128,7 +128,7 @@ assert_no_secret() {
   grep -qxF 'let since = datetime(2026-11-01T00:00:00Z);' "$AZ_STUB_STATE/query-1.kql"
   local hours expected
   hours=$(calls '--offset' | head -n1 | sed -E 's/.*--offset ([0-9]+)h.*/\1/')
-  expected=$(((($(date -u +%s) - $(date -u -d 2026-11-01 +%s)) + 3599) / 3600 + 1))
+  expected=$(((($(date -u +%s) - $(jq -n '"2026-11-01T00:00:00Z" | fromdate')) + 3599) / 3600 + 1))
   ((hours == expected || hours == expected + 1))
   run "$REPO/scripts/report.sh" --since 2026-11-01T08:30Z
   [ "$status" -eq 0 ]

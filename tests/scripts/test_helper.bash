@@ -7,10 +7,16 @@
 #   $TMUX_TMPDIR  a private tmux socket directory (its server is killed in teardown);
 #   no inherited HEARTBEAT_*, AZURE_*, ISP_MONITOR_* settings.
 # Everything listens on and talks to 127.0.0.1 only.
+#
+# tests/scripts/run.sh's stock-macOS pass sets ISP_MONITOR_TEST_COMPAT_DIR: a directory holding a
+# real bash 3.2 as `bash` and the BSD-userland stand-ins (tests/scripts/bsd/), put right after the
+# stand-ins on PATH, so the scripts and every nested `#!/usr/bin/env bash` run with them.
+# This file and the .bats files run under that bash too: no bash-4 syntax here either.
 
 REAL_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 STAND_INS=$BATS_TEST_DIRNAME/stubs
 SYSTEM_PATH=/usr/local/bin:/usr/bin:/bin
+COMPAT_PATH=${ISP_MONITOR_TEST_COMPAT_DIR:+$ISP_MONITOR_TEST_COMPAT_DIR:}
 # The real binaries, built by tests/scripts/run.sh (cargo build --bins) before the suite runs.
 REAL_HANDLER=${ISP_MONITOR_TEST_HANDLER:-$REAL_ROOT/target/debug/handler}
 REAL_AGENT=${ISP_MONITOR_TEST_AGENT:-$REAL_ROOT/target/debug/heartbeat-agent}
@@ -37,7 +43,7 @@ common_setup() {
   STUBS=$BATS_TEST_TMPDIR/bin
   mkdir -p "$STUBS"
   ln -s "$STAND_INS/az" "$STAND_INS/cargo" "$STAND_INS/rustc" "$STUBS/"
-  export PATH=$STUBS:$SYSTEM_PATH
+  export PATH=$STUBS:$COMPAT_PATH$SYSTEM_PATH
   # A fake Rust sysroot with both Linux targets installed; tests remove one to change that.
   export STUB_SYSROOT=$BATS_TEST_TMPDIR/sysroot
   mkdir -p "$STUB_SYSROOT/lib/rustlib/x86_64-unknown-linux-musl" "$STUB_SYSROOT/lib/rustlib/x86_64-unknown-linux-gnu"
@@ -67,7 +73,9 @@ write_env() {
 }
 
 # The commands the scripts, the stand-ins and the tests may run, for hide_command's PATH.
-readonly TOOLS=(awk basename bash cat chmod cmp cp curl cut date dirname env find git grep head
+# (Not `readonly TOOLS=(...)`: bats loads this file inside a function, and there bash 3.2 makes a
+# readonly array local to it.)
+TOOLS=(awk basename bash cat chmod cmp cp curl cut date dirname env find git grep head
   hostname id jq kill ldd ln ls mkdir mktemp mv perl printf rm sed sh sleep sort stat tail tee
   timeout tmux touch tr true uname unzip wc zip zipinfo)
 
@@ -75,7 +83,7 @@ readonly TOOLS=(awk basename bash cat chmod cmp cp curl cut date dirname env fin
 # CMD. Each call starts again from the full set.
 hide_command() {
   local dir=$BATS_TEST_TMPDIR/syspath cmd path
-  PATH=$SYSTEM_PATH
+  PATH=$COMPAT_PATH$SYSTEM_PATH
   rm -rf "$dir"
   mkdir -p "$dir"
   for cmd in "${TOOLS[@]}"; do
@@ -165,7 +173,7 @@ assert_in_order() {
 }
 
 file_mode() {
-  stat -c %a "$1"
+  stat -c %a "$1" 2>/dev/null || stat -f %Lp "$1" # GNU, else BSD
 }
 
 # count_lines PATTERN FILE: how many lines of FILE match the extended regex.
