@@ -193,7 +193,8 @@ process_gone() {
 
 @test "a session whose agent died is reported by --status and replaced by the next start" {
   env_for_handler
-  tmux new-session -d -s isp-monitor -n agent -- sh -c 'echo "heartbeat-agent: journal unreadable"; exit 1' \; \
+  # The short sleep lets remain-on-exit be set before the pane's command ends, even on a busy machine.
+  tmux new-session -d -s isp-monitor -n agent -- sh -c 'sleep 0.5; echo "heartbeat-agent: journal unreadable"; exit 1' \; \
     set-option -w -t =isp-monitor:agent remain-on-exit on
   wait_until 5 test "$(tmux display-message -p -t =isp-monitor:agent '#{pane_dead}')" = 1
   run "$REPO/start_heartbeat.sh" --status
