@@ -33,6 +33,7 @@ require_bash32() {
 
 @test "macos pass: the scripts' bash (and every nested #!/usr/bin/env bash) is 3.2, next to the BSD stand-ins" {
   [[ -n $COMPAT_PATH ]] || skip "only in tests/scripts/run.sh's bash 3.2 pass"
+  [[ $BASH_VERSION == 3.2.* ]] # bats and this test, too
   run env bash -c 'echo "$BASH_VERSION"'
   [[ $output == 3.2.* ]]
   [ "$(type -P sed)" = "${COMPAT_PATH%:}/sed" ]

@@ -196,7 +196,9 @@ process_gone() {
   # The short sleep lets remain-on-exit be set before the pane's command ends, even on a busy machine.
   tmux new-session -d -s isp-monitor -n agent -- sh -c 'sleep 0.5; echo "heartbeat-agent: journal unreadable"; exit 1' \; \
     set-option -w -t =isp-monitor:agent remain-on-exit on
-  wait_until 5 test "$(tmux display-message -p -t =isp-monitor:agent '#{pane_dead}')" = 1
+  # (A function, so that each poll asks tmux again.)
+  agent_pane_dead() { [ "$(tmux display-message -p -t =isp-monitor:agent '#{pane_dead}')" = 1 ]; }
+  wait_until 5 agent_pane_dead
   run "$REPO/start_heartbeat.sh" --status
   [ "$status" -eq 3 ]
   [[ $output == *"exited"*"heartbeat-agent: journal unreadable"* ]]

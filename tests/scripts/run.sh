@@ -11,6 +11,8 @@
 #
 # Usage: tests/scripts/run.sh [bats options, e.g. -f 'stop' or --timing]
 #   ISP_MONITOR_TEST_PASSES=macos (or bash): only that pass; default: both
+# Every option in a script's --help must have a test (compat.bats checks), so a new option such as
+# deploy.sh --package runs under bash 3.2 and the BSD stand-ins as soon as its test exists.
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
