@@ -111,13 +111,12 @@ def doc_lines() -> tuple[list[list[str]], list[list[str]]]:
 
 def test_the_real_cli_answers_as_expected_offline(checker: azparse.Checker):
     """What this suite relies on, shown with the CLI running the command for real: a valid line
-    stops at the login, an unknown argument or command exits 2; and nothing reached the network."""
+    stops at the login, an unknown argument exits 2 (an unknown command: the next test); and
+    nothing reached the network."""
     valid = checker.check(["group", "exists", "-n", "isp-monitor", "-o", "json"], run=True)
     assert valid.code == 1 and "Please run 'az login'" in valid.message, valid
     unknown_arg = checker.check(["group", "exists", "-n", "isp-monitor", "--colour", "red"], run=True)
     assert unknown_arg.code == 2 and "unrecognized arguments: --colour red" in unknown_arg.message, unknown_arg
-    unknown_cmd = checker.check(["group", "existz", "-n", "isp-monitor"], run=True)
-    assert unknown_cmd.code == 2 and "misspelled or not recognized" in unknown_cmd.message, unknown_cmd
     # Without running the command: the valid line passes, the others fail the same way.
     assert checker.check(["group", "exists", "-n", "isp-monitor", "-o", "json"]).ok
     assert not checker.check(["group", "exists", "-n", "isp-monitor", "--colour", "red"]).ok
@@ -126,8 +125,9 @@ def test_the_real_cli_answers_as_expected_offline(checker: azparse.Checker):
 
 def test_the_extension_command_is_not_in_the_installed_cli(checker: azparse.Checker):
     """`monitor app-insights query` needs the application-insights extension, which is not on PyPI
-    and cannot be installed offline: the real parser does not know it. (If this starts to pass
-    through the real parser, drop it from EXTENSION_COMMANDS.)"""
+    and cannot be installed offline: the real parser does not know it, and says so as it does for
+    any unknown command (exit 2). (If this starts to pass through the real parser, drop it from
+    EXTENSION_COMMANDS.) The unknown-command path loads every command module: about 10 s, once."""
     result = checker.check(["monitor", "app-insights", "query", "--apps", "x", "--analytics-query", "requests"])
     assert result.code == 2 and "misspelled or not recognized" in result.message, result
 
