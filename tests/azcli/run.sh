@@ -22,15 +22,15 @@ die() {
 main() {
   cd "$ROOT"
   [[ -x $VENV/bin/python ]] || die "the Azure CLI is not installed for the tests: run tests/install-tools.sh"
-  local tmp=""
+  TMP_DIR=""
   if [[ -z ${AZ_REPLAY_RECORD:-} || ! -s ${AZ_REPLAY_RECORD:-} ]]; then
-    tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' EXIT
-    export AZ_REPLAY_RECORD=$tmp/az-calls.record
+    TMP_DIR=$(mktemp -d)
+    trap 'rm -rf "${TMP_DIR:-}"' EXIT
+    export AZ_REPLAY_RECORD=$TMP_DIR/az-calls.record
     echo "recording the az calls of tests/scripts/deploy.bats and report.bats"
     cargo build --bins --locked --quiet || die "cargo build failed (above)"
-    bats tests/scripts/deploy.bats tests/scripts/report.bats >"$tmp/bats.log" 2>&1 ||
-      { cat "$tmp/bats.log"; die "the bats suites failed (above)"; }
+    bats tests/scripts/deploy.bats tests/scripts/report.bats >"$TMP_DIR/bats.log" 2>&1 ||
+      { cat "$TMP_DIR/bats.log"; die "the bats suites failed (above)"; }
   fi
   "$VENV/bin/python" -m pytest -p no:cacheprovider -p no:logging -q -s --rootdir tests/azcli tests/azcli "$@"
 }
