@@ -2,7 +2,7 @@
 # deploy.sh: puts ISP Monitor's heartbeat endpoint on Azure Functions (Linux Consumption) and
 # writes its URL and key into .env, ready for ./start_heartbeat.sh.
 #
-# Usage: ./deploy.sh [--check | --what-if | --help]
+# Usage: ./deploy.sh [--check | --what-if | --test-alert | --help]
 #
 #   (no option)  build the handler, package it, deploy main.bicep, upload the package, wait for
 #                the app, send one real heartbeat, write HEARTBEAT_URL and HEARTBEAT_KEY to .env.
@@ -10,6 +10,9 @@
 #   --check      check the tools, the Azure login, the .env values and the az extensions the
 #                queries need; changes nothing
 #   --what-if    show what the deployment would change in Azure; changes nothing
+#   --test-alert send a test alert through the deployed action group to its email address and
+#                report the result: success (exit 0), failed (exit 1), or still pending after
+#                ISP_MONITOR_TEST_ALERT_TIMEOUT seconds (default 300; exit 3)
 #   --help       show this text
 #
 # Settings come from .env (created from .env.example on the first run); a variable already set in
@@ -390,9 +393,123 @@ Next:
   ./start_heartbeat.sh            start the agent in tmux (session '${ISP_MONITOR_SESSION:-isp-monitor}')
   ./start_heartbeat.sh --status   see whether it runs and its last heartbeat
   ./stop_heartbeat.sh             stop it
-Alerts go to $ALERT_EMAIL (Azure Monitor sends a notice when the address joins the action group;
-check the spam folder). Costs and alert delays: docs/deploy.md.
+Costs and alert delays: docs/deploy.md.
 EOF
+  passcode_notice
+}
+
+# A new email receiver must be confirmed with a one-time passcode within 30 minutes of saving the
+# action group, or no alert email is sent (docs/platform.md §7). Said in a box.
+passcode_notice() {
+  boxed "ACTION NEEDED: confirm your alert email within 30 minutes" \
+    "" \
+    "Azure Monitor has emailed a one-time passcode to" \
+    "  $ALERT_EMAIL" \
+    "(from azure-noreply@microsoft.com; look in the spam folder too)." \
+    "Enter it as that email asks within 30 minutes of this deploy," \
+    "or no alert will ever reach you. An address already confirmed" \
+    "in this Azure tenant gets a plain notice instead." \
+    "" \
+    "Then send a test alert and see it arrive:" \
+    "  ./deploy.sh --test-alert"
+}
+
+# boxed LINE...: prints the lines framed by a box as wide as the longest one.
+boxed() {
+  local line width=0 rule
+  for line in "$@"; do
+    ((${#line} <= width)) || width=${#line}
+  done
+  rule=$(printf '%*s' "$((width + 4))" '' | tr ' ' '=')
+  printf '\n%s\n' "$rule"
+  for line in "$@"; do
+    printf '| %-*s |\n' "$width" "$line"
+  done
+  printf '%s\n' "$rule"
+}
+
+# ------------------------------------------------------------------------------------- --test-alert
+
+# Prints the name of the deployed action group: the one named "$NAME_PREFIX-alerts-..." in the
+# resource group (main.bicep), or the only one there is. Leaves the list in $WORK/action-groups.json.
+find_action_group() {
+  local names count
+  az_json monitor action-group list -g "$AZURE_RESOURCE_GROUP" >"$WORK/action-groups.json" ||
+    az_die "listing the action groups of $AZURE_RESOURCE_GROUP"
+  names=$(jq -r --arg p "$NAME_PREFIX-alerts-" '.[].name | select(startswith($p))' "$WORK/action-groups.json")
+  [[ -n $names ]] || names=$(jq -r '.[].name' "$WORK/action-groups.json")
+  count=$(grep -c . <<<"$names" || true)
+  ((count > 0)) ||
+    die "resource group $AZURE_RESOURCE_GROUP has no action group: run ./deploy.sh first (with the same NAME_PREFIX and AZURE_RESOURCE_GROUP)"
+  ((count == 1)) ||
+    die "resource group $AZURE_RESOURCE_GROUP has several action groups ($(tr '\n' ' ' <<<"$names")) and none is named $NAME_PREFIX-alerts-*: set NAME_PREFIX in $ENV_FILE to the deployed one"
+  printf '%s\n' "$names"
+}
+
+# Sends a test notification (alert type logalertv2, like the rules) to the action group's email
+# receivers with `az monitor action-group test-notifications create`, which waits until Azure has
+# finished the test (about two minutes). The wait is bounded: at the timeout az is stopped and the
+# result is "pending". docs/platform.md §7.
+run_test_alert() {
+  local group receivers name address status when detail pid rc=0 timeout deadline state details n=0
+  local cmd=()
+  require_az
+  require_cmd jq
+  prepare test-alert
+  timeout=${ISP_MONITOR_TEST_ALERT_TIMEOUT:-300}
+  is_positive_int "$timeout" || die "ISP_MONITOR_TEST_ALERT_TIMEOUT '$timeout' is not a whole number of seconds: fix it"
+  require_login
+  group=$(find_action_group) || exit 1
+  receivers=$(jq -r --arg g "$group" '.[] | select(.name == $g) | .emailReceivers[]? | "\(.name)\t\(.emailAddress)"' "$WORK/action-groups.json")
+  [[ -n $receivers ]] ||
+    die "action group $group has no email receiver: set ALERT_EMAIL in $ENV_FILE and run ./deploy.sh again"
+  cmd=(az monitor action-group test-notifications create -g "$AZURE_RESOURCE_GROUP" --action-group "$group" --alert-type logalertv2)
+  while IFS=$'\t' read -r name address; do
+    cmd+=(-a email "$name" "$address" usecommonalertschema)
+    n=$((n + 1))
+  done <<<"$receivers"
+  [[ -z ${AZURE_SUBSCRIPTION:-} ]] || cmd+=(--subscription "$AZURE_SUBSCRIPTION")
+  cmd+=(--only-show-errors -o json)
+  info "==> sending a test alert through action group $group to $(cut -f2 <<<"$receivers" | tr '\n' ' ')"
+  info "    (Azure usually needs about 2 minutes; waiting up to ${timeout}s)"
+  "${cmd[@]}" >"$WORK/test-alert.json" 2>"$WORK/az.err" &
+  pid=$!
+  deadline=$((SECONDS + timeout))
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      info "Test alert: pending. Azure had not finished the test within ${timeout}s; the email may still come."
+      info "Check your inbox in a few minutes, or run ./deploy.sh --test-alert again later (docs/troubleshooting.md)."
+      exit 3
+    fi
+    sleep 1
+  done
+  wait "$pid" || rc=$?
+  ((rc == 0)) || az_die "the test alert"
+  state=$(jq -r '.state // "unknown"' "$WORK/test-alert.json" 2>/dev/null) ||
+    die "the test alert answered with something that is not JSON: run ./deploy.sh --test-alert again"
+  # One line per email action: name, status, send time, detail (tab-separated).
+  details=$(jq -r '.actionDetails[]? | select((.MechanismType // "") | ascii_downcase == "email")
+    | [(.Name // "?"), (.Status // "unknown"), (.SendTime // ""), (.Detail // "" | tostring | gsub("[\t\r\n]+"; " "))] | join("\t")' "$WORK/test-alert.json")
+  if [[ $state =~ [Ff]ail ]] || grep -qiE $'^[^\t]*\t[^\t]*fail' <<<"$details"; then
+    while IFS=$'\t' read -r name status when detail; do
+      [[ -z $name ]] || info "    $name: $status${detail:+ ($detail)}"
+    done <<<"$details"
+    die "the test alert failed (state $state): check ALERT_EMAIL in $ENV_FILE and that you entered the passcode, then run ./deploy.sh --test-alert again (docs/troubleshooting.md)"
+  fi
+  if [[ $state =~ ^Complete(d)?$ ]] && (($(grep -c . <<<"$details" || true) >= n)) &&
+    ! grep -qviE $'^[^\t]*\t(succeeded|completed)\t' <<<"$details"; then
+    while IFS=$'\t' read -r name status when detail; do
+      info "    $name: $status${when:+ at $when}"
+    done <<<"$details"
+    info "Test alert: success. Azure Monitor sent it: look for an email with \"Test\" in its subject from"
+    info "azure-noreply@microsoft.com (or in the spam folder). Not there in 10 minutes: docs/troubleshooting.md."
+    return 0
+  fi
+  info "Test alert: pending. Azure reports state '$state': check your inbox in a few minutes,"
+  info "or run ./deploy.sh --test-alert again later (docs/troubleshooting.md)."
+  exit 3
 }
 
 # ------------------------------------------------------------------------------------------- modes
@@ -474,6 +591,7 @@ main() {
     "") run_deploy ;;
     --check) run_check ;;
     --what-if) run_what_if ;;
+    --test-alert) run_test_alert ;;
     -h | --help) usage ;;
     *) die "unknown option '$1': run ./deploy.sh --help" ;;
   esac

@@ -24,3 +24,8 @@ fi
 if [[ -x tests/infra/install.sh ]]; then
   tests/infra/install.sh
 fi
+
+# The real Azure CLI (PyPI azure-cli) for the replay of every az command line, in tests/azcli/.venv.
+if [[ -x tests/azcli/install.sh ]]; then
+  tests/azcli/install.sh
+fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the Rust suites (real binaries over loopback), then the
-# infrastructure checks (Bicep, KQL) and the script tests (bats, shellcheck).
+# infrastructure checks (Bicep, KQL), the script tests (bats, shellcheck), the replay of every az
+# command line through the real az CLI, and the docs.
 # Installs what it needs first (tests/install-tools.sh), so it works on a fresh machine.
 #
 # Usage: tests/run-all.sh
@@ -16,7 +17,14 @@ echo "== tests/infra/run.sh (Bicep, KQL, alert simulation)"
 tests/infra/run.sh
 
 echo "== tests/scripts/run.sh (shellcheck, bats)"
+# The az stand-in records every command line it is given here, for the replay below.
+AZ_REPLAY_RECORD=$(mktemp)
+export AZ_REPLAY_RECORD
+trap 'rm -f "$AZ_REPLAY_RECORD"' EXIT
 tests/scripts/run.sh
+
+echo "== tests/azcli/run.sh (every az line of the bats suites and the docs, through the real az CLI)"
+tests/azcli/run.sh
 
 echo "== tests/docs (every command in the docs)"
 tests/infra/.venv/bin/python -m pytest -p no:cacheprovider -q --rootdir tests/docs tests/docs

@@ -49,6 +49,7 @@ KNOWN_AZ = {
     "group exists",
     "login",
     "monitor action-group list",
+    "monitor action-group test-notifications create",
     "monitor app-insights query",
     "webapp log tail",
 }

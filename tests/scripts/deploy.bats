@@ -260,6 +260,102 @@ assert_env_not_written() {
   [ -z "$(calls 'what-if')" ]
 }
 
+# -------------------------------------------------------------------------------------- --test-alert
+
+@test "deploy: ends with a box: enter the passcode sent to ALERT_EMAIL within 30 minutes, then ./deploy.sh --test-alert" {
+  use_keygate
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  # The box: a rule, then framed lines, then a rule, as the last lines of the output.
+  [[ ${lines[-1]} =~ ^=+$ ]]
+  local box
+  box=$(printf '%s\n' "${lines[@]}" | sed -n '/^====/,/^====/p')
+  [[ $box == *"| ACTION NEEDED: confirm your alert email within 30 minutes"* ]]
+  [[ $box == *"one-time passcode"*"me@example.com"*"within 30 minutes"*"./deploy.sh --test-alert"* ]]
+  # Every framed line is as wide as the rule.
+  local width
+  width=$(head -n1 <<<"$box" | wc -c)
+  [ "$(awk -v w="$width" 'length($0) + 1 != w' <<<"$box")" = "" ]
+}
+
+@test "--test-alert: sends a test through the deployed action group to its email receiver and reports success" {
+  export AZ_STUB_GROUP_EXISTS=1
+  run "$REPO/deploy.sh" --test-alert
+  [ "$status" -eq 0 ]
+  assert_in_order \
+    "az account show" \
+    "az monitor action-group list -g isp-monitor" \
+    "az monitor action-group test-notifications create -g isp-monitor --action-group ispmon-alerts-abc123 --alert-type logalertv2 -a email owner-email me@example.com usecommonalertschema"
+  [[ $output == *"sending a test alert through action group ispmon-alerts-abc123 to me@example.com"* ]]
+  [[ $output == *"owner-email: Succeeded at 2026-11-25T22:45:01"* ]]
+  [[ $output == *"Test alert: success."*"\"Test\" in its subject"* ]]
+  # Nothing is built, deployed or written.
+  [ -z "$(calls cargo)" ]
+  [ -z "$(calls 'deployment group')" ]
+  [ "$(grep -c '^az ' "$STUB_LOG")" -eq "$(grep -c -- '-o json' "$STUB_LOG")" ]
+}
+
+@test "--test-alert: picks the action group named after NAME_PREFIX when there are several; AZURE_SUBSCRIPTION goes along" {
+  export AZ_STUB_GROUP_EXISTS=1 AZ_STUB_ACTION_GROUPS="other-alerts-1 home-alerts-abc123" AZ_STUB_ALERT_EMAIL=owner@example.org
+  AZURE_SUBSCRIPTION=my-sub run "$REPO/deploy.sh" --test-alert
+  [ "$status" -eq 0 ]
+  calls "test-notifications create" | grep -qF -- "--action-group home-alerts-abc123 --alert-type logalertv2 -a email owner-email owner@example.org usecommonalertschema --subscription my-sub"
+  [ "$(grep -c '^az ' "$STUB_LOG")" -eq "$(grep -c -- '--subscription my-sub' "$STUB_LOG")" ]
+}
+
+@test "--test-alert: an email action that failed is reported as failed, with Azure's detail (exit 1)" {
+  export AZ_STUB_GROUP_EXISTS=1 AZ_STUB_TEST_ALERT=failed
+  run "$REPO/deploy.sh" --test-alert
+  assert_failed_with "the test alert failed (state Complete): check ALERT_EMAIL in $REPO/.env and that you entered the passcode"
+  [[ $output == *"owner-email: Failed (stand-in: the email could not be delivered)"* ]]
+  [[ $output != *"success"* ]]
+}
+
+@test "--test-alert: az refusing the test (e.g. too many tests) is a failure with az's reason" {
+  export AZ_STUB_GROUP_EXISTS=1 AZ_STUB_TEST_ALERT=error
+  run "$REPO/deploy.sh" --test-alert
+  assert_failed_with "the test alert failed: (TooManyRequests) stand-in: too many test notifications"
+}
+
+@test "--test-alert: a test still running at the timeout is stopped and reported as pending (exit 3)" {
+  export AZ_STUB_GROUP_EXISTS=1 AZ_STUB_TEST_ALERT=slow AZ_STUB_TEST_ALERT_SECONDS=60 ISP_MONITOR_TEST_ALERT_TIMEOUT=2
+  local start=$SECONDS
+  run "$REPO/deploy.sh" --test-alert
+  [ "$status" -eq 3 ]
+  ((SECONDS - start < 10))
+  [[ $output == *"waiting up to 2s"* ]]
+  [[ $output == *"Test alert: pending. Azure had not finished the test within 2s"* ]]
+  # The az process deploy.sh started is gone: nothing runs the stand-in's slow answer any more.
+  sleep 0.5
+  refute pgrep -f "$STUBS/az monitor action-group test-notifications"
+}
+
+@test "--test-alert: a state that is not final is pending; a bad timeout is refused" {
+  export AZ_STUB_GROUP_EXISTS=1 AZ_STUB_TEST_ALERT=in-progress
+  run "$REPO/deploy.sh" --test-alert
+  [ "$status" -eq 3 ]
+  [[ $output == *"Test alert: pending. Azure reports state 'InProgress'"* ]]
+  ISP_MONITOR_TEST_ALERT_TIMEOUT=soon run "$REPO/deploy.sh" --test-alert
+  assert_failed_with "ISP_MONITOR_TEST_ALERT_TIMEOUT 'soon' is not a whole number of seconds"
+}
+
+@test "--test-alert: no action group (not deployed yet) or not logged in: says what to do" {
+  export AZ_STUB_GROUP_EXISTS=1 AZ_STUB_ACTION_GROUPS=""
+  run "$REPO/deploy.sh" --test-alert
+  assert_failed_with "resource group isp-monitor has no action group: run ./deploy.sh first"
+  [ -z "$(calls 'test-notifications')" ]
+  export AZ_STUB_ACTION_GROUPS="a-alerts-1 b-alerts-2"
+  run "$REPO/deploy.sh" --test-alert
+  assert_failed_with "has several action groups (a-alerts-1 b-alerts-2 ) and none is named home-alerts-*"
+  export AZ_STUB_GROUP_EXISTS=0
+  run "$REPO/deploy.sh" --test-alert
+  assert_failed_with "listing the action groups of isp-monitor failed: (ResourceGroupNotFound)"
+  export AZ_STUB_LOGGED_IN=0
+  run "$REPO/deploy.sh" --test-alert
+  assert_failed_with "not logged in to Azure: run 'az login'"
+  [ -z "$(calls 'test-notifications')" ]
+}
+
 # ------------------------------------------------------------------------------------ failure paths
 
 @test "fails: not logged in: says to run az login, before building anything" {
