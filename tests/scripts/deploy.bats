@@ -267,7 +267,7 @@ assert_env_not_written() {
   run "$REPO/deploy.sh"
   [ "$status" -eq 0 ]
   # The box: a rule, then framed lines, then a rule, as the last lines of the output.
-  [[ ${lines[-1]} =~ ^=+$ ]]
+  [[ ${lines[${#lines[@]}-1]} =~ ^=+$ ]]
   local box
   box=$(printf '%s\n' "${lines[@]}" | sed -n '/^====/,/^====/p')
   [[ $box == *"| ACTION NEEDED: confirm your alert email within 30 minutes"* ]]
