@@ -282,11 +282,12 @@ def lone_device_with_a_delay(captured_rows, delay_from, delay_until, delay):
 @pytest.mark.parametrize("silence_minutes", [2, 5])
 @pytest.mark.parametrize("frequency", [1, 5, 10, 15])
 def test_a_six_minute_ingestion_delay_raises_no_silence_alert(captured_rows, frequency, silence_minutes):
-    """One device heartbeating every minute while Azure ingests its rows 6 minutes late for half an
-    hour: neither the silence rule nor the reminder sends anything, whatever the frequency and
+    """One device heartbeating every minute while Azure ingests its rows 6 minutes late for a
+    quarter of an hour: neither the silence rule nor the reminder sends anything, whatever the frequency and
     however low silenceMinutes is set."""
-    data = lone_device_with_a_delay(captured_rows, T0, T0 + 30 * MIN, SIX)
-    start, end = T0 - 10 * MIN + timedelta(seconds=20), T0 + 80 * MIN
+    data = lone_device_with_a_delay(captured_rows, T0, T0 + 15 * MIN, SIX)
+    # From just before the delay until well after it has caught up.
+    start, end = T0 - 2 * MIN + timedelta(seconds=20), T0 + 30 * MIN
     rule = silence_rule(silenceMinutes=silence_minutes, silenceEvaluationMinutes=frequency)
     assert simulate(rule, data, start, end) == []
     reminder = Rule.from_template(template(silenceMinutes=silence_minutes, reminderMinutes=5), "reminderAlert")
@@ -298,8 +299,8 @@ def test_without_the_guard_the_same_delay_cries_wolf(captured_rows):
     stopped: the test above can fail."""
     rule = silence_rule(silenceEvaluationMinutes=1)
     unguarded = Rule(**{**rule.__dict__, "query": UNGUARDED_SILENCE_QUERY})
-    data = lone_device_with_a_delay(captured_rows, T0, T0 + 30 * MIN, SIX)
-    sent = simulate(unguarded, data, T0 - 10 * MIN + timedelta(seconds=20), T0 + 80 * MIN)
+    data = lone_device_with_a_delay(captured_rows, T0, T0 + 15 * MIN, SIX)
+    sent = simulate(unguarded, data, T0 - 2 * MIN + timedelta(seconds=20), T0 + 30 * MIN)
     assert [n.kind for n in sent] == ["Fired", "Resolved"]
 
 
@@ -327,7 +328,9 @@ def test_a_real_silence_fires_and_resolves_within_the_documented_delay(captured_
     rows = heartbeats(captured_rows["dev-a"], T0 - 90 * MIN, last) + heartbeats(captured_rows["dev-a"], back, T0 + 120 * MIN)
     if others:
         rows += heartbeats(captured_rows["dev-b"], T0 - 90 * MIN, T0 + 120 * MIN)
-    sent = simulate(rule, tables(rows), T0 - 30 * MIN + timedelta(seconds=20), T0 + 115 * MIN)
+    # From one interval before the last heartbeat to a few intervals after the latest Resolved allowed.
+    start = T0 - rule.frequency + timedelta(seconds=20)
+    sent = simulate(rule, tables(rows), start, back + (rule.resolve_after + 2) * rule.frequency)
     assert [(n.kind, n.dimensions) for n in sent] == [("Fired", ("dev-a",)), ("Resolved", ("dev-a",))]
     fired, resolved = sent
     documented = documented_delays()[frequency]
