@@ -336,6 +336,17 @@ assert_env_not_written() {
   [ -z "$output" ]
 }
 
+@test "--what-if: after a deploy it passes the current package back too, so the preview keeps it" {
+  use_keygate
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  run "$REPO/deploy.sh" --what-if
+  [ "$status" -eq 0 ]
+  [ "$(jq -r .parameters.currentPackageUrl.value "$AZ_STUB_STATE/what-if-parameters.json")" = "$(cat "$AZ_STUB_STATE/run-from-package")" ]
+  [[ $output != *"STUBsasSIGNATURE"* ]]
+  refute grep -q STUBsasSIGNATURE "$STUB_LOG"
+}
+
 @test "--what-if: a missing resource group is reported, not created" {
   run "$REPO/deploy.sh" --what-if
   [ "$status" -eq 0 ]
