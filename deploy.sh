@@ -71,6 +71,9 @@ settings_problems() {
     echo "ALERT_EMAIL is not set: add ALERT_EMAIL=you@example.com to $ENV_FILE"
   elif [[ ! $ALERT_EMAIL =~ ^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$ ]]; then
     echo "ALERT_EMAIL '$ALERT_EMAIL' is not an email address: fix it in $ENV_FILE"
+  elif ((${#ALERT_EMAIL} > 64)); then
+    # An action group's email receiver takes at most 64 characters (docs/platform.md §7).
+    echo "ALERT_EMAIL is ${#ALERT_EMAIL} characters; Azure Monitor accepts at most 64: use a shorter address in $ENV_FILE"
   fi
   if [[ ! $AZURE_RESOURCE_GROUP =~ ^[-_.()[:alnum:]]{1,90}$ || $AZURE_RESOURCE_GROUP == *. ]]; then
     echo "AZURE_RESOURCE_GROUP '$AZURE_RESOURCE_GROUP' is not a valid resource group name (letters, digits, - _ . ( ), at most 90, not ending in '.'): fix it in $ENV_FILE"
@@ -78,8 +81,12 @@ settings_problems() {
   if [[ ! $AZURE_LOCATION =~ ^[a-z0-9]+$ ]]; then
     echo "AZURE_LOCATION '$AZURE_LOCATION' is not a region name like 'eastus' (see 'az account list-locations -o table'): fix it in $ENV_FILE"
   fi
+  # The prefix starts the app's content share name '<prefix>-<suffix>', an Azure Files share name:
+  # no hyphen at the end (it would make '--') and no two in a row (docs/platform.md §7).
   if [[ ! $NAME_PREFIX =~ ^[a-z0-9][a-z0-9-]{1,9}$ ]]; then
     echo "NAME_PREFIX '$NAME_PREFIX' must be 2 to 10 lowercase letters, digits or hyphens, not starting with a hyphen: fix it in $ENV_FILE"
+  elif [[ $NAME_PREFIX == *- || $NAME_PREFIX == *--* ]]; then
+    echo "NAME_PREFIX '$NAME_PREFIX' must not end in a hyphen or hold two hyphens in a row (Azure Files share names forbid '--'): fix it in $ENV_FILE"
   fi
   one_of SILENCE_MINUTES "whole number from 2 to 1440" '^([2-9]|[1-9][0-9]{1,2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)$'
   one_of SILENCE_EVALUATION_MINUTES "1, 5, 10 or 15" '^(1|5|10|15)$'
@@ -138,6 +145,27 @@ require_login() {
     die "not logged in to Azure: run 'az login' (and 'az account set -s <subscription>' to pick one), then ./deploy.sh again"
 }
 
+# Reads the function app's current WEBSITE_RUN_FROM_PACKAGE into CURRENT_PACKAGE (never printed: it is
+# a SAS URL), so the template run can pass it back as currentPackageUrl. A template deployment
+# replaces every app setting (docs/platform.md §7), and without it the app would have no package
+# until the upload that follows. The app is the one the last deployment named; none yet: empty.
+read_current_package() {
+  local app
+  CURRENT_PACKAGE=
+  if ! az_json deployment group show -g "$AZURE_RESOURCE_GROUP" -n "$DEPLOYMENT_NAME" >"$WORK/last-deployment.json"; then
+    grep -qiE "DeploymentNotFound|could not be found|not found" "$WORK/az.err" 2>/dev/null && return 0
+    az_die "reading the last deployment of $AZURE_RESOURCE_GROUP"
+  fi
+  app=$(jq -r '.properties.outputs.functionAppName.value // empty' "$WORK/last-deployment.json")
+  [[ -n $app ]] || return 0
+  if ! az_json functionapp config appsettings list -g "$AZURE_RESOURCE_GROUP" -n "$app" >"$WORK/settings.json"; then
+    grep -qiE "ResourceNotFound|could not be found|not found" "$WORK/az.err" 2>/dev/null && return 0
+    az_die "reading the settings of $app"
+  fi
+  CURRENT_PACKAGE=$(jq -r '[.[] | select(.name == "WEBSITE_RUN_FROM_PACKAGE") | .value // empty] | first // empty' "$WORK/settings.json")
+  rm -f "$WORK/settings.json"
+}
+
 # Writes the parameters file (mode 600, in the private work directory) and prints the arguments
 # for `az deployment group create|what-if`, NUL-separated.
 deployment_args() {
@@ -152,6 +180,9 @@ deployment_args() {
       params=$(ISP_MONITOR_VALUE=${!var} jq --arg k "${spec%%:*}" '. + {($k): {value: env.ISP_MONITOR_VALUE}}' <<<"$params")
     fi
   done
+  if [[ -n ${CURRENT_PACKAGE:-} ]]; then
+    params=$(ISP_MONITOR_VALUE=$CURRENT_PACKAGE jq '. + {currentPackageUrl: {value: env.ISP_MONITOR_VALUE}}' <<<"$params")
+  fi
   jq -n --argjson p "$params" '{
     "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#",
     contentVersion: "1.0.0.0", parameters: $p}' >"$file"
@@ -289,6 +320,7 @@ ensure_group() {
 
 deploy_template() {
   local args=() arg
+  read_current_package
   while IFS= read -r -d '' arg; do args+=("$arg"); done < <(deployment_args) # bash 3.2: no mapfile
   info "==> deploying main.bicep to $AZURE_RESOURCE_GROUP (a first deployment takes a few minutes)"
   az_json deployment group create "${args[@]}" >"$WORK/deployment.json" || az_die "the deployment of main.bicep"
@@ -555,6 +587,7 @@ run_what_if() {
     info "Resource group $AZURE_RESOURCE_GROUP does not exist yet: a deploy would create it in $AZURE_LOCATION, with every resource in main.bicep."
     return 0
   fi
+  read_current_package
   while IFS= read -r -d '' arg; do args+=("$arg"); done < <(deployment_args)
   [[ -z ${AZURE_SUBSCRIPTION:-} ]] || args+=(--subscription "$AZURE_SUBSCRIPTION")
   az deployment group what-if "${args[@]}" --only-show-errors 2>"$WORK/az.err" || az_die "what-if"

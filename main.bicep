@@ -8,14 +8,14 @@ metadata description = 'The Azure side of ISP Monitor: the custom handler on a L
 @description('Optional. Location for every resource except the action group (which is always global).')
 param location string = resourceGroup().location
 
-@description('Optional. Prefix of every resource name: 2-10 lower-case letters, digits or hyphens. Globally unique names add uniqueString(resourceGroup().id).')
+@description('Optional. Prefix of every resource name: 2-10 lower-case letters, digits or hyphens, starting with a letter or digit, not ending in a hyphen and without two hyphens in a row (the content share name `<prefix>-<suffix>` must be a valid Azure Files share name; docs/platform.md §7). Bicep cannot check a pattern: deploy.sh does. Globally unique names add uniqueString(resourceGroup().id).')
 @minLength(2)
 @maxLength(10)
 param namePrefix string = 'ispmon'
 
-@description('Required. Email address that receives the alerts and outage reports.')
+@description('Required. Email address that receives the alerts and outage reports (an action group accepts at most 64 characters; docs/platform.md §7).')
 @minLength(3)
-@maxLength(254)
+@maxLength(64)
 param alertEmail string
 
 @description('Optional. Country code of the phone that also receives alerts by SMS (e.g. 1 or 44). SMS is sent only when smsPhoneNumber is set.')
@@ -73,6 +73,10 @@ param retentionInDays int = 30
 @description('Optional. Tags for every resource.')
 param tags object = {}
 
+@description('Optional. The function app\'s current WEBSITE_RUN_FROM_PACKAGE value (the package URL the zip deployment set), passed back by deploy.sh so that re-running the template never leaves the app without its package: a template deployment replaces every app setting (docs/platform.md §7). Empty: the setting is not written (first deployment). Secure because the URL carries a SAS token.')
+@secure()
+param currentPackageUrl string = ''
+
 // ============ //
 //  Variables   //
 // ============ //
@@ -99,9 +103,24 @@ var queryLookback = 'P2D'
 
 // Queries: the same text is deployed, tested (tests/infra) and shown in docs/queries.md.
 var silenceQuery = loadTextContent('queries/silence-alert.kql')
-// The outage-report window is the rule's frequency: the file's `let window` line is replaced.
-var outageWindowLine = 'let window = 15m;'
-var outageReportQuery = replace(loadTextContent('queries/outage-report.kql'), outageWindowLine, 'let window = ${outageReportMinutes}m;')
+// The outage-report window is the rule's frequency: the file's window line is replaced, with the
+// minutes as a timespan literal (log search alerts accept ago() with literals only; docs/platform.md §7).
+var outageWindowLine = '| where first_ingested > ago(15m)'
+var outageReportQuery = replace(loadTextContent('queries/outage-report.kql'), outageWindowLine, '| where first_ingested > ago(${outageReportMinutes}m)')
+
+// A fired silence alert resolves once the rule has evaluated healthy this long: chosen here
+// (ruleResolveConfiguration, docs/platform.md §7) instead of inherited from the frequency (10 minutes
+// at 1 minute, 3 periods at 5-15 minutes). 10 minutes, or one period when that is longer, so a
+// connection that flaps within minutes does not send Resolved and Fired again and again.
+var resolveMinutes = max(silenceEvaluationMinutes, 10)
+
+// Re-running the template replaces every app setting: the package URL goes back in when there is one.
+var packageSettings = empty(currentPackageUrl) ? [] : [
+  {
+    name: 'WEBSITE_RUN_FROM_PACKAGE'
+    value: currentPackageUrl
+  }
+]
 
 var storageConnectionString = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
 
@@ -142,7 +161,7 @@ var workbookContent = {
       name: 'devices-now'
       content: {
         version: 'KqlItem/1.0'
-        title: 'Devices now: minutes since the last heartbeat'
+        title: 'Devices now: minutes silent (as the silence alert counts them)'
         query: silenceQuery
         size: 4
         timeContext: {
@@ -350,7 +369,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      appSettings: [
+      appSettings: concat([
         {
           name: 'AzureWebJobsStorage'
           value: storageConnectionString
@@ -376,7 +395,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
           value: appInsights.properties.ConnectionString
         }
-      ]
+      ], packageSettings)
     }
   }
 }
@@ -421,6 +440,10 @@ resource silenceAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     windowSize: isoMinutes[string(silenceEvaluationMinutes)]
     overrideQueryTimeRange: queryLookback
     autoMitigate: true
+    ruleResolveConfiguration: {
+      autoResolved: true
+      timeToResolve: isoMinutes[string(resolveMinutes)]
+    }
     criteria: {
       allOf: [
         {
@@ -592,7 +615,8 @@ resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
   properties: {
     displayName: 'ISP Monitor (${namePrefix})'
     category: 'workbook'
-    sourceId: appInsights.id
+    // Lower-cased: the portal links a workbook to its resource by a case-sensitive id (docs/platform.md §7).
+    sourceId: toLower(appInsights.id)
     version: 'Notebook/1.0'
     serializedData: string(workbookContent)
   }

@@ -6,10 +6,13 @@ frequency, auto-mitigation) and evaluated the way Azure Monitor documents it:
   the evaluation time, and `now()` / `ago()` are that evaluation time;
 - the result rows are grouped by the dimension columns, the measure (metricMeasureColumn, or the row
   count for `Count`) is aggregated per group and compared with the threshold;
-- a stateful rule (autoMitigate) fires once per dimension value and resolves once, after the condition
-  has been false for 10 evaluations at a 1-minute frequency or 3 evaluations otherwise; a stateless one
-  notifies on every evaluation whose condition holds.
-What this cannot show is Azure's own scheduling and ingestion latency: docs/alerts.md adds those.
+- a row is visible only once it has been ingested (its ingestion time, "$IngestionTime", is at or
+  before the evaluation time), and `ingestion_time()` returns that time, as Kusto's does;
+- a stateful rule (autoMitigate) fires once per dimension value and resolves once, after the rule has
+  evaluated healthy for ruleResolveConfiguration.timeToResolve (ceil(timeToResolve / frequency)
+  evaluations) or, without one, for Azure's default: 10 evaluations at a 1-minute frequency, 3 otherwise;
+  a stateless one notifies on every evaluation whose condition holds.
+What this cannot show is Azure's own scheduling and processing latency: docs/alerts.md adds those.
 """
 
 from __future__ import annotations
@@ -19,8 +22,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import duckdb_kql
-from appinsights import TABLES, load_tables
+from appinsights import INGESTION_TIME, TABLES, load_tables
 from bicep_eval import Template, iso_minutes
+from duckdb_kql.translate import functions as _kql_functions
+
+# duckdb-kql has no ingestion_time(); Kusto's reads the row's hidden ingestion-time column, so ours
+# reads the column of that name the tables carry (appinsights.load_tables). Like Kusto's, it only
+# works where the table's rows are in scope (not after a project that drops the column).
+_kql_functions.SCALAR_FUNCTIONS.setdefault(
+    "ingestion_time", _kql_functions._f("ingestion_time", "template", f'"{INGESTION_TIME}"', (0,))
+)
 
 OPERATORS = {
     "GreaterThan": lambda v, t: v > t,
@@ -43,6 +54,7 @@ class Rule:
     frequency: timedelta
     query_range: timedelta
     auto_mitigate: bool
+    time_to_resolve: timedelta | None = None
 
     @classmethod
     def from_template(cls, t: Template, symbol: str) -> "Rule":
@@ -63,12 +75,23 @@ class Rule:
             frequency=timedelta(minutes=iso_minutes(props["evaluationFrequency"])),
             query_range=timedelta(minutes=query_range),
             auto_mitigate=bool(props["autoMitigate"]),
+            time_to_resolve=_time_to_resolve(props),
         )
 
     @property
     def resolve_after(self) -> int:
         """Evaluations with the condition false before a stateful alert resolves."""
+        if self.time_to_resolve is not None:
+            return max(1, -(-self.time_to_resolve // self.frequency))
         return 10 if self.frequency == timedelta(minutes=1) else 3
+
+
+def _time_to_resolve(props: dict[str, Any]) -> timedelta | None:
+    config = props.get("ruleResolveConfiguration")
+    if not config:
+        return None
+    assert config["autoResolved"] is True, config
+    return timedelta(minutes=iso_minutes(config["timeToResolve"]))
 
 
 class Dataset:
@@ -80,12 +103,13 @@ class Dataset:
         load_tables(self.con, tables, success_type, prefix="all_")
 
     def query(self, query: str, now: datetime, span: timedelta | None = None) -> list[dict[str, Any]]:
+        high = now.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
         for table in TABLES:
-            where = ""
+            # Not yet ingested: not there.
+            where = f""" WHERE "{INGESTION_TIME}" <= TIMESTAMP '{high}'"""
             if span is not None:
                 low = (now - span).astimezone(timezone.utc).replace(tzinfo=None).isoformat()
-                high = now.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
-                where = f" WHERE timestamp > TIMESTAMP '{low}' AND timestamp <= TIMESTAMP '{high}'"
+                where += f" AND timestamp > TIMESTAMP '{low}' AND timestamp <= TIMESTAMP '{high}'"
             self.con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM "all_{table}"{where}')
         relation = duckdb_kql.query(self.con, query, query_now=now)
         columns = relation.columns

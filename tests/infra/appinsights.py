@@ -64,6 +64,11 @@ CUSTOM_EVENTS = [("timestamp", "datetime"), ("name", "string")] + [c for c in _C
 
 TABLES = {"requests": REQUESTS, "customEvents": CUSTOM_EVENTS}
 
+# When each row was ingested: Kusto keeps it in a hidden column that only `ingestion_time()` reads.
+# The DuckDB tables carry it under the same name (alert_sim maps `ingestion_time()` to it); a row's
+# "$IngestionTime" key sets it, and without one the row is ingested at its timestamp.
+INGESTION_TIME = "$IngestionTime"
+
 
 def kusto_schema(columns: list[tuple[str, str]], **override: str) -> str:
     """`(name:type, ...)` as Kusto.Language's TableSymbol takes it."""
@@ -205,12 +210,26 @@ def host_request_row(template: dict[str, Any], at: datetime) -> dict[str, Any]:
     return row
 
 
-def at(row: dict[str, Any], when: datetime) -> dict[str, Any]:
-    """The same captured row, rebased to another time (a simulated heartbeat at `when`)."""
+def at(row: dict[str, Any], when: datetime, ingested: datetime | None = None) -> dict[str, Any]:
+    """The same captured row, rebased to another time (a simulated heartbeat at `when`), ingested
+    at `ingested` (default: at once)."""
     copy = dict(row)
     copy["timestamp"] = when
     copy["itemId"] = str(uuid.uuid4())
+    copy[INGESTION_TIME] = ingested if ingested is not None else when
     return copy
+
+
+def ingested_late(rows: list[dict[str, Any]], start: datetime, end: datetime, delay: timedelta) -> list[dict[str, Any]]:
+    """The rows, with those whose timestamp is in [start, end) ingested `delay` after it (an
+    ingestion delay on Azure's side, whatever the device does)."""
+    out = []
+    for row in rows:
+        copy = dict(row)
+        if start <= row["timestamp"] < end:
+            copy[INGESTION_TIME] = row["timestamp"] + delay
+        out.append(copy)
+    return out
 
 
 def every_minute(row: dict[str, Any], start: datetime, end: datetime, step: timedelta = timedelta(minutes=1)) -> list[dict[str, Any]]:
@@ -233,6 +252,7 @@ def load_tables(con: Any, tables: dict[str, list[dict[str, Any]]], success_type:
 
     for table, columns in TABLES.items():
         name = f"{prefix}{table}"
+        columns = columns + [(INGESTION_TIME, "datetime")]
         types = {n: _DUCK["string" if (table == "requests" and n == "success" and success_type == "string") else t] for n, t in columns}
         con.execute(f'DROP VIEW IF EXISTS "{name}"')
         con.execute(f'DROP TABLE IF EXISTS "{name}"')
@@ -245,6 +265,8 @@ def load_tables(con: Any, tables: dict[str, list[dict[str, Any]]], success_type:
                 record = {}
                 for column, kind in columns:
                     value = row.get(column)
+                    if column == INGESTION_TIME and value is None:
+                        value = row["timestamp"]
                     if kind == "datetime":
                         value = value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
                     elif kind == "dynamic":

@@ -135,6 +135,13 @@ class Template:
             return max(values) if kind == "max" else min(values)
         if kind == "unique_string":
             return "u" * 13  # uniqueString() is always 13 characters; its value only Azure computes
+        if kind == "to_lower":
+            value = self.eval(args["string_to_change"])
+            if isinstance(value, Reference):
+                return Reference(value.path, lower=True)
+            if isinstance(value, _Opaque):
+                raise Unsupported(f"toLower of {value}")
+            return str(value).lower()
         if kind == "empty":
             return len(self.eval(args["item_to_test"])) == 0
         if kind == "concat":
@@ -182,19 +189,21 @@ class _Opaque:
 
 
 class Reference:
-    """A resource property only known once deployed (`appInsights.id`, ...), by its path."""
+    """A resource property only known once deployed (`appInsights.id`, ...), by its path; `lower`
+    when the template lower-cases it (`toLower(appInsights.id)`)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, lower: bool = False) -> None:
         self.path = path
+        self.lower = lower
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Reference) and other.path == self.path
+        return isinstance(other, Reference) and other.path == self.path and other.lower == self.lower
 
     def __hash__(self) -> int:
-        return hash(self.path)
+        return hash((self.path, self.lower))
 
     def __repr__(self) -> str:
-        return f"Reference({self.path!r})"
+        return f"Reference({self.path!r}{', lower=True' if self.lower else ''})"
 
 
 def _path(node: Any) -> str:

@@ -5,12 +5,13 @@ Functions host logs or refused heartbeats never count, outages are reported once
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from alert_sim import Rule, evaluate, run_query, simulate
-from appinsights import at, every_minute, host_request_row
-from conftest import template, workbook_queries
+from appinsights import at, every_minute, host_request_row, ingested_late
+from conftest import DOCS, template, workbook_queries
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -33,9 +34,23 @@ def silence_rule(**params):
 
 @pytest.mark.parametrize("silence_minutes", [5, 12])
 def test_silent_device_breaches_at_exactly_silence_minutes(captured_rows, silence_minutes):
-    """A device whose last heartbeat is silenceMinutes old breaches; one minute younger does not."""
+    """While another device's heartbeats keep arriving, a device whose last heartbeat is
+    silenceMinutes old breaches; one minute younger does not."""
     rule = silence_rule(silenceMinutes=silence_minutes)
     last = T0 - silence_minutes * MIN
+    a = heartbeats(captured_rows["dev-a"], T0 - 60 * MIN, last)
+    b = heartbeats(captured_rows["dev-b"], T0 - 60 * MIN, T0)
+    assert evaluate(rule, tables(a + b), T0)[("dev-a",)] == (float(silence_minutes), True)
+    b_until_then = [r for r in b if r["timestamp"] <= T0 - MIN]
+    assert evaluate(rule, tables(a + b_until_then), T0 - MIN)[("dev-a",)] == (float(silence_minutes - 1), False)
+
+
+@pytest.mark.parametrize("silence_minutes", [2, 5])
+def test_a_lone_silent_device_breaches_6_minutes_later(captured_rows, silence_minutes):
+    """With nothing else arriving, the last 6 minutes are not counted (they may be ingestion delay):
+    a lone device breaches silenceMinutes + 6 minutes after its last heartbeat, not before."""
+    rule = silence_rule(silenceMinutes=silence_minutes)
+    last = T0 - (silence_minutes + 6) * MIN
     data = tables(heartbeats(captured_rows["dev-a"], T0 - 60 * MIN, last))
     assert evaluate(rule, data, T0) == {("dev-a",): (float(silence_minutes), True)}
     assert evaluate(rule, data, T0 - MIN) == {("dev-a",): (float(silence_minutes - 1), False)}
@@ -45,7 +60,7 @@ def test_active_device_has_a_non_breaching_row(captured_rows):
     """An active device is listed (so a recovered device resolves explicitly) and does not breach."""
     rule = silence_rule()
     data = tables(heartbeats(captured_rows["dev-b"], T0 - 60 * MIN, T0 - MIN))
-    assert evaluate(rule, data, T0) == {("dev-b",): (1.0, False)}
+    assert evaluate(rule, data, T0) == {("dev-b",): (0.0, False)}
 
 
 @pytest.mark.parametrize("success_type", ["bool", "string"])
@@ -90,7 +105,7 @@ def test_the_query_time_range_is_what_lets_a_silent_device_be_seen(captured_rows
     (documented in docs/alerts.md)."""
     rule = silence_rule()
     data = tables(heartbeats(captured_rows["dev-a"], T0 - 120 * MIN, T0 - 30 * MIN))
-    assert evaluate(rule, data, T0) == {("dev-a",): (30.0, True)}
+    assert evaluate(rule, data, T0) == {("dev-a",): (24.0, True)}  # alone: 30 minutes, less the 6 of the guard
     window_only = Rule(**{**rule.__dict__, "query_range": rule.frequency})
     assert evaluate(window_only, data, T0) == {}
     gone = tables(heartbeats(captured_rows["dev-a"], T0 - 3 * 24 * 60 * MIN, T0 - 2 * 24 * 60 * MIN - 5 * MIN, 15 * MIN))
@@ -206,3 +221,120 @@ def test_workbook_uptime_and_round_trip_time(captured_rows):
 
     rtt = run_query(workbook("round-trip-time"), tables(a[-1:] + b[-1:]), T0)
     assert {(r["device"], r["avg_rtt_ms"]) for r in rtt} == {("dev-a", 12.0), ("dev-b", 15.0)}
+
+
+# -- late ingestion --------------------------------------------------------------------------------
+# Azure warns that log search alerts detect missing data poorly because data is ingested with a
+# delay (docs/platform.md §7). These tests delay the ingestion of the rows (they become visible, and
+# ingestion_time() says so, only `delay` after their timestamp) whatever the device does.
+
+SIX = timedelta(minutes=6)
+
+# The silence query as it was before the guard: silence measured against now(). Kept here only to
+# show that the late-ingestion tests below can fail.
+UNGUARDED_SILENCE_QUERY = """requests
+| where timestamp > ago(2d)
+| where name == "Ping" and tostring(customDimensions.emitter) == "isp-monitor-handler" and success == true
+| extend device = tostring(customDimensions.device)
+| summarize last_heartbeat = max(timestamp) by device
+| extend minutes_silent = round((now() - last_heartbeat) / 1m, 1)
+| project device, minutes_silent
+"""
+
+
+def test_the_stand_in_hides_rows_until_ingested_and_returns_their_ingestion_time(captured_rows):
+    """duckdb-kql has no ingestion_time(); the stand-in's returns each row's ingestion time, and a
+    row not yet ingested is not there at all."""
+    a = captured_rows["outage-a"]
+    data = tables(events=[at(a, T0 - 10 * MIN, ingested=T0 - 2 * MIN)])
+    query = "customEvents | extend i = ingestion_time() | project timestamp, i"
+    assert run_query(query, data, T0) == [{"timestamp": (T0 - 10 * MIN).replace(tzinfo=None), "i": (T0 - 2 * MIN).replace(tzinfo=None)}]
+    assert run_query(query, data, T0 - 3 * MIN) == []
+
+
+@pytest.mark.parametrize("report_minutes", [5, 15])
+def test_outage_ingested_after_its_window_is_reported_once(captured_rows, report_minutes):
+    """An outage event stamped inside one evaluation window but ingested only after that window was
+    evaluated is still reported, exactly once, by the evaluation that follows its ingestion."""
+    rule = Rule.from_template(template(outageReportMinutes=report_minutes), "outageReportAlert")
+    a = captured_rows["outage-a"]
+    late = at(a, T0 + 3 * MIN, ingested=T0 + (report_minutes + 9) * MIN)
+    sent = simulate(rule, tables(events=[late]), T0 + timedelta(seconds=20), T0 + 4 * report_minutes * MIN)
+    assert [n.dimensions[0] for n in sent] == ["dev-a"]
+    assert T0 + (report_minutes + 9) * MIN <= sent[0].at <= T0 + (2 * report_minutes + 10) * MIN
+
+
+def test_an_outage_report_keyed_on_timestamp_would_miss_it(captured_rows):
+    """The same late outage with the window on timestamp instead of ingestion_time() is never
+    reported: the simulation can tell the two apart."""
+    rule = Rule.from_template(template(outageReportMinutes=15), "outageReportAlert")
+    assert "min(ingestion_time())" in rule.query
+    by_timestamp = Rule(**{**rule.__dict__, "query": rule.query.replace("min(ingestion_time())", "min(timestamp)")})
+    late = at(captured_rows["outage-a"], T0 + 3 * MIN, ingested=T0 + 24 * MIN)
+    assert simulate(by_timestamp, tables(events=[late]), T0 + timedelta(seconds=20), T0 + 60 * MIN) == []
+
+
+def lone_device_with_a_delay(captured_rows, delay_from, delay_until, delay):
+    rows = heartbeats(captured_rows["dev-a"], T0 - 90 * MIN, T0 + 90 * MIN)
+    return tables(ingested_late(rows, delay_from, delay_until, delay))
+
+
+@pytest.mark.parametrize("silence_minutes", [2, 5])
+@pytest.mark.parametrize("frequency", [1, 5, 10, 15])
+def test_a_six_minute_ingestion_delay_raises_no_silence_alert(captured_rows, frequency, silence_minutes):
+    """One device heartbeating every minute while Azure ingests its rows 6 minutes late for a
+    quarter of an hour: neither the silence rule nor the reminder sends anything, whatever the frequency and
+    however low silenceMinutes is set."""
+    data = lone_device_with_a_delay(captured_rows, T0, T0 + 15 * MIN, SIX)
+    # From just before the delay until well after it has caught up.
+    start, end = T0 - 2 * MIN + timedelta(seconds=20), T0 + 30 * MIN
+    rule = silence_rule(silenceMinutes=silence_minutes, silenceEvaluationMinutes=frequency)
+    assert simulate(rule, data, start, end) == []
+    reminder = Rule.from_template(template(silenceMinutes=silence_minutes, reminderMinutes=5), "reminderAlert")
+    assert simulate(reminder, data, start, end) == []
+
+
+def test_without_the_guard_the_same_delay_cries_wolf(captured_rows):
+    """The same delay with silence measured against now() fires (and resolves) for a device that never
+    stopped: the test above can fail."""
+    rule = silence_rule(silenceEvaluationMinutes=1)
+    unguarded = Rule(**{**rule.__dict__, "query": UNGUARDED_SILENCE_QUERY})
+    data = lone_device_with_a_delay(captured_rows, T0, T0 + 15 * MIN, SIX)
+    sent = simulate(unguarded, data, T0 - 2 * MIN + timedelta(seconds=20), T0 + 30 * MIN)
+    assert [n.kind for n in sent] == ["Fired", "Resolved"]
+
+
+# The delays docs/alerts.md states, read from its table: {frequency: {column: (expected, worst)}}.
+DELAY_ROW = re.compile(r"^\| \**(\d+) minutes?(?: \(default\))?\** \| ≈ (\d+) / (\d+) min \| ≈ (\d+) / (\d+) min \| ≈ (\d+) / (\d+) min \|", re.M)
+
+
+def documented_delays():
+    text = (DOCS / "alerts.md").read_text(encoding="utf-8")
+    rows = {int(m[0]): {"alone": (int(m[1]), int(m[2])), "others": (int(m[3]), int(m[4])), "resolved": (int(m[5]), int(m[6]))}
+            for m in DELAY_ROW.findall(text)}
+    assert set(rows) == {1, 5, 10, 15}, f"docs/alerts.md delay table not found or incomplete: {rows}"
+    return rows
+
+
+@pytest.mark.parametrize("frequency", [1, 5, 10, 15])
+@pytest.mark.parametrize("others", [False, True], ids=["alone", "with-another-device"])
+def test_a_real_silence_fires_and_resolves_within_the_documented_delay(captured_rows, frequency, others):
+    """A real 40-minute silence of dev-a (alone, or with dev-b still sending) fires once and resolves
+    once, within the worst delays docs/alerts.md states for that frequency (defaults otherwise), and
+    not before the silence is silenceMinutes old."""
+    silence = 5
+    rule = silence_rule(silenceMinutes=silence, silenceEvaluationMinutes=frequency)
+    last, back = T0, T0 + 40 * MIN
+    rows = heartbeats(captured_rows["dev-a"], T0 - 90 * MIN, last) + heartbeats(captured_rows["dev-a"], back, T0 + 120 * MIN)
+    if others:
+        rows += heartbeats(captured_rows["dev-b"], T0 - 90 * MIN, T0 + 120 * MIN)
+    # From one interval before the last heartbeat to a few intervals after the latest Resolved allowed.
+    start = T0 - rule.frequency + timedelta(seconds=20)
+    sent = simulate(rule, tables(rows), start, back + (rule.resolve_after + 2) * rule.frequency)
+    assert [(n.kind, n.dimensions) for n in sent] == [("Fired", ("dev-a",)), ("Resolved", ("dev-a",))]
+    fired, resolved = sent
+    documented = documented_delays()[frequency]
+    assert timedelta(minutes=silence) <= fired.at - last <= timedelta(minutes=documented["others" if others else "alone"][1])
+    assert resolved.at - back <= timedelta(minutes=documented["resolved"][1])
+    # The chosen time to resolve, not Azure's default, decides when Resolved comes.
+    assert (rule.resolve_after - 1) * rule.frequency <= resolved.at - back <= rule.resolve_after * rule.frequency

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import tree_sitter_bicep
-from bicep_eval import Template, iso_minutes
-from conftest import HERE, MAIN_BICEP, SCHEDULED_QUERY_RULE, template
+from bicep_eval import Reference, Template, iso_minutes
+from conftest import HERE, MAIN_BICEP, SCHEDULED_QUERY_RULE, deployed_rule_queries, template
 from tree_sitter import Language, Parser
 
 
@@ -122,6 +122,8 @@ def test_limits_on_parameters(main_template):
     assert 0 in d("reminderMinutes")["allowed"]
     assert d("namePrefix")["max_length"] <= 10 and d("namePrefix")["min_length"] >= 2
     assert "secure" in d("alertWebhookUrl")
+    assert d("alertEmail")["max_length"] == 64  # an action group's email receiver limit
+    assert "secure" in d("currentPackageUrl") and main_template.params["currentPackageUrl"] == ""
 
 
 def test_outputs(main_template):
@@ -178,16 +180,85 @@ def test_reminder_rule_is_stateless_and_optional():
 
 
 def test_outage_rule_window_follows_its_frequency():
-    """The outage query's `let window` line is replaced with the rule's frequency, so each evaluation
-    reports exactly the outages first seen since the previous one."""
+    """The outage query's window line is replaced with the rule's frequency as a timespan literal, so
+    each evaluation reports exactly the outages first ingested since the previous one."""
     for minutes in (5, 15, 60):
         props = rule(template(outageReportMinutes=minutes), "outageReportAlert")
         query = criterion(props)["query"]
-        assert f"let window = {minutes}m;" in query
-        assert query.count("let window =") == 1
+        assert f"| where first_ingested > ago({minutes}m)" in query
+        assert query.count("first_ingested > ago(") == 1
         assert iso_minutes(props["evaluationFrequency"]) == minutes
         assert props["autoMitigate"] is False
     assert (HERE.parent.parent / "queries" / "outage-report.kql").read_text().count(template().eval("outageWindowLine")) == 1
+
+
+# Log search alert queries accept ago() with timespan literals only, and a rule run every minute may
+# not use search, union, take or ingestion_time() (docs/platform.md §7).
+TIMESPAN_LITERAL = re.compile(r"^\s*\d+(\.\d+)?\s*(d|h|m|s|ms|microseconds?|ticks?|days?|hours?|minutes?|seconds?|milliseconds?)\s*$")
+ONE_MINUTE_FORBIDDEN = re.compile(r"\b(search|union|take|limit)\b|\bingestion_time\s*\(")
+
+
+def kql_code(text: str) -> str:
+    """The query without its comments and string literals (so words in them are not code)."""
+    text = re.sub(r"//[^\n]*", "", text)
+    return re.sub(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'', '""', text)
+
+
+def non_literal_agos(text: str) -> list[str]:
+    code, found, pos = kql_code(text), [], 0
+    while (start := code.find("ago(", pos)) != -1:
+        if start > 0 and (code[start - 1].isalnum() or code[start - 1] == "_"):
+            pos = start + 4
+            continue
+        depth, i = 1, start + 4
+        while i < len(code) and depth:
+            depth += {"(": 1, ")": -1}.get(code[i], 0)
+            i += 1
+        argument = code[start + 4 : i - 1]
+        if not TIMESPAN_LITERAL.match(argument):
+            found.append(f"ago({argument})")
+        pos = i
+    return found
+
+
+VARIANTS = [{}, {"outageReportMinutes": 5, "silenceEvaluationMinutes": 1, "reminderMinutes": 5},
+            {"outageReportMinutes": 60, "silenceEvaluationMinutes": 15, "reminderMinutes": 60, "silenceMinutes": 2}]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["defaults", "fast", "slow"])
+def test_deployed_queries_use_ago_with_literals_only(variant):
+    """Every query main.bicep deploys in an alert rule, as evaluated, calls ago() with a timespan
+    literal only; a rule that can run every minute uses none of what such a rule may not."""
+    t = template(**variant)
+    queries = deployed_rule_queries(t)
+    assert len(queries) == 3
+    for where, text in queries.items():
+        assert "ago(" in text
+        assert non_literal_agos(text) == [], where
+    for symbol in t.symbols_of_type(SCHEDULED_QUERY_RULE):
+        if t.deployed(symbol) and iso_minutes(rule(t, symbol)["evaluationFrequency"]) == 1:
+            assert not ONE_MINUTE_FORBIDDEN.search(kql_code(criterion(rule(t, symbol))["query"])), symbol
+
+
+def test_the_ago_scan_catches_a_non_literal():
+    """The scan fails on what Azure would refuse (the old `ago(window)` among them) and is not fooled
+    by comments or strings."""
+    assert non_literal_agos("let window = 15m;\nT | where t > ago(window)") == ["ago(window)"]
+    assert non_literal_agos("T | where t > ago(2 * 1d) and u > ago( 1.5h )") == ["ago(2 * 1d)"]
+    assert non_literal_agos("T | where t > ago(totimespan(x))") == ["ago(totimespan(x))"]
+    assert non_literal_agos('// ago(window)\nT | where s == "ago(x)" | where t > ago(2d)') == []
+    assert ONE_MINUTE_FORBIDDEN.search(kql_code("T | take 1"))
+    assert ONE_MINUTE_FORBIDDEN.search(kql_code("T | extend i = ingestion_time()"))
+    assert not ONE_MINUTE_FORBIDDEN.search(kql_code('T // take\n| where x == "union"'))
+
+
+@pytest.mark.parametrize("frequency,minutes", [(1, 10), (5, 10), (10, 10), (15, 15)])
+def test_silence_rule_chooses_its_time_to_resolve(frequency, minutes):
+    """Resolved comes after a chosen time (ruleResolveConfiguration, API 2023-12-01), not Azure's default."""
+    props = rule(template(silenceEvaluationMinutes=frequency), "silenceAlert")
+    assert props["ruleResolveConfiguration"]["autoResolved"] is True
+    assert iso_minutes(props["ruleResolveConfiguration"]["timeToResolve"]) == minutes
+    assert "ruleResolveConfiguration" not in rule(template(), "reminderAlert")
 
 
 def test_every_rule_notifies_the_action_group(main_template):
@@ -227,7 +298,7 @@ def test_function_app_settings_for_linux_consumption(main_template):
     assert props["httpsOnly"] is True and props["reserved"] is True
     site = props["siteConfig"]
     assert site["linuxFxVersion"] == "" and site["ftpsState"] == "Disabled" and site["minTlsVersion"] == "1.2"
-    settings = {s["name"]: s["value"] for s in site["appSettings"]}
+    settings = {s["name"]: s["value"] for s in site["appSettings"]["function"]["parameters"]["arg_1"]}
     assert settings["FUNCTIONS_WORKER_RUNTIME"] == "custom" and settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
     assert {"AzureWebJobsStorage", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_CONTENTSHARE",
             "APPLICATIONINSIGHTS_CONNECTION_STRING"} <= set(settings)
@@ -262,3 +333,24 @@ def test_workbook_has_every_panel(main_template):
     assert {"heartbeat-timeline", "outages", "uptime", "round-trip-time", "public-ip", "devices-now"} <= items
     wb = main_template.resource("workbook")
     assert wb["kind"] == "shared"
+    # Lower-cased, so the portal links the workbook to the component (docs/platform.md §7).
+    assert main_template.eval(wb["properties"]["sourceId"]) == Reference("appInsights.id", lower=True)
+
+
+def app_setting_names(t: Template) -> list[str]:
+    """The names of the function app's settings as deployed (their values need Azure)."""
+    settings = t.resource("app")["properties"]["siteConfig"]["appSettings"]["function"]
+    assert settings["type"] == "concat"
+    base, extra = settings["parameters"].values()
+    return [s["name"] for s in base] + [s["name"] for s in t.eval(extra)]
+
+
+def test_a_template_run_keeps_the_package_it_is_given():
+    """A template deployment replaces every app setting: with currentPackageUrl (deploy.sh passes the
+    current value back) WEBSITE_RUN_FROM_PACKAGE stays, with that value; without it (first run) the
+    template writes none, and the zip deployment adds it."""
+    t = template(currentPackageUrl="https://st.blob.core.windows.net/c/p.zip?sig=abc")
+    assert app_setting_names(t).count("WEBSITE_RUN_FROM_PACKAGE") == 1
+    extra = t.eval(t.resource("app")["properties"]["siteConfig"]["appSettings"]["function"]["parameters"]["arg_2"])
+    assert extra == [{"name": "WEBSITE_RUN_FROM_PACKAGE", "value": "https://st.blob.core.windows.net/c/p.zip?sig=abc"}]
+    assert "WEBSITE_RUN_FROM_PACKAGE" not in app_setting_names(template())

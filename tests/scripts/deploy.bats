@@ -144,6 +144,65 @@ assert_env_not_written() {
   grep -qx 'HEARTBEAT_KEY=second-KEY-zz==' "$REPO/.env"
 }
 
+@test "deploy: running it again keeps the package: the template gets the current one back, never shown" {
+  use_keygate
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  local sas
+  sas=$(cat "$AZ_STUB_STATE/run-from-package")
+  [[ $sas == https://*"sig="* ]]
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  # First run: no app yet, so nothing to keep; second run: the template run keeps the package, so
+  # there is no moment without WEBSITE_RUN_FROM_PACKAGE between it and the upload.
+  [ "$(cat "$AZ_STUB_STATE/settings.log")" = "$(printf '%s\n' \
+    "after deployment 1: WEBSITE_RUN_FROM_PACKAGE absent" \
+    "after deployment 2: WEBSITE_RUN_FROM_PACKAGE present")" ]
+  [ "$(jq -r .parameters.currentPackageUrl.value "$AZ_STUB_STATE/parameters.json")" = "$sas" ]
+  [ "$(calls 'az deployment group show -g isp-monitor -n isp-monitor' | wc -l)" -eq 2 ]
+  [ "$(calls 'az functionapp config appsettings list -g isp-monitor -n ispmon-func-abc123' | wc -l)" -eq 1 ]
+  assert_in_order \
+    "az functionapp deployment source config-zip" \
+    "az deployment group show -g isp-monitor -n isp-monitor" \
+    "az functionapp config appsettings list -g isp-monitor -n ispmon-func-abc123" \
+    "az deployment group create" \
+    "az functionapp deployment source config-zip"
+  # The SAS URL is a secret: in no output and on no command line.
+  [[ $output != *"STUBsasSIGNATURE"* ]]
+  refute grep -q STUBsasSIGNATURE "$STUB_LOG"
+}
+
+@test "az stand-in: a template run without currentPackageUrl drops the package setting (so the test above can fail)" {
+  mkdir -p "$AZ_STUB_STATE"
+  touch "$AZ_STUB_STATE/group"
+  printf 'zip' >"$BATS_TEST_TMPDIR/p.zip"
+  az functionapp deployment source config-zip -g rg -n ispmon-func-abc123 --src "$BATS_TEST_TMPDIR/p.zip" -o json
+  run az functionapp config appsettings list -g rg -n ispmon-func-abc123 -o json
+  [ "$status" -eq 0 ]
+  [ "$(jq -r '.[] | select(.name == "WEBSITE_RUN_FROM_PACKAGE") | .value' <<<"$output")" = "$(cat "$AZ_STUB_STATE/run-from-package")" ]
+  printf '{"parameters": {"alertEmail": {"value": "me@example.com"}}}' >"$BATS_TEST_TMPDIR/params.json"
+  az deployment group create -g rg -n isp-monitor --template-file "$REPO/main.bicep" --parameters "@$BATS_TEST_TMPDIR/params.json" -o json >/dev/null
+  run az functionapp config appsettings list -g rg -n ispmon-func-abc123 -o json
+  [ "$status" -eq 0 ]
+  [ -z "$(jq -r '.[] | select(.name == "WEBSITE_RUN_FROM_PACKAGE") | .value' <<<"$output")" ]
+  grep -qx 'after deployment 1: WEBSITE_RUN_FROM_PACKAGE absent' "$AZ_STUB_STATE/settings.log"
+  run az deployment group show -g rg -n isp-monitor -o json
+  [ "$status" -eq 0 ]
+  [ "$(jq -r .properties.outputs.functionAppName.value <<<"$output")" = ispmon-func-abc123 ]
+  run az deployment group show -g rg -n other -o json
+  [ "$status" -eq 3 ]
+  [[ $output == *"DeploymentNotFound"* ]]
+}
+
+@test "deploy: an app deleted since the last deployment has no package to keep; the deploy goes on" {
+  use_keygate
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  AZ_STUB_APP_GONE=1 run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  [ "$(jq -r '.parameters.currentPackageUrl.value // "none"' "$AZ_STUB_STATE/parameters.json")" = none ]
+}
+
 @test "deploy: waits for a host that is still warming up (key list fails at first)" {
   use_keygate
   export AZ_STUB_KEYS_FAIL_TIMES=3
@@ -231,6 +290,31 @@ assert_env_not_written() {
   [ -z "$(calls cargo)" ]
 }
 
+@test "--check: a NAME_PREFIX Azure Files would refuse and an ALERT_EMAIL over 64 characters are refused" {
+  local long
+  long="$(printf 'a%.0s' $(seq 1 53))@example.com"
+  [ "${#long}" -eq 65 ]
+  write_env "ALERT_EMAIL=$long" "NAME_PREFIX=home-"
+  run "$REPO/deploy.sh" --check
+  [ "$status" -eq 1 ]
+  [[ $output == *"FAIL  ALERT_EMAIL is 65 characters; Azure Monitor accepts at most 64: use a shorter address in $REPO/.env"* ]]
+  [[ $output == *"FAIL  NAME_PREFIX 'home-' must not end in a hyphen or hold two hyphens in a row (Azure Files share names forbid '--')"* ]]
+  write_env "ALERT_EMAIL=${long#a}" "NAME_PREFIX=my--home"
+  run "$REPO/deploy.sh" --check
+  [[ $output == *"FAIL  NAME_PREFIX 'my--home' must not end in a hyphen"* ]]
+  [[ $output != *"ALERT_EMAIL is"* ]]
+  write_env "ALERT_EMAIL=me@example.com" "NAME_PREFIX=my-home"
+  run "$REPO/deploy.sh" --check
+  [[ $output != *"FAIL  NAME_PREFIX"* ]]
+}
+
+@test "fails: a NAME_PREFIX ending in a hyphen stops the deploy before any az call" {
+  write_env "ALERT_EMAIL=me@example.com" "NAME_PREFIX=home-"
+  run "$REPO/deploy.sh"
+  assert_failed_with "NAME_PREFIX 'home-' must not end in a hyphen or hold two hyphens in a row"
+  [ -z "$(calls 'az ')" ]
+}
+
 @test "--check: missing tools are reported with the install command" {
   hide_command jq zip
   run "$REPO/deploy.sh" --check
@@ -250,6 +334,17 @@ assert_env_not_written() {
   calls "az deployment group what-if -g isp-monitor -n isp-monitor --template-file $REPO/main.bicep --parameters @" | grep -q .
   run grep -E '^(cargo|az (group create|deployment group create|functionapp))' "$STUB_LOG"
   [ -z "$output" ]
+}
+
+@test "--what-if: after a deploy it passes the current package back too, so the preview keeps it" {
+  use_keygate
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  run "$REPO/deploy.sh" --what-if
+  [ "$status" -eq 0 ]
+  [ "$(jq -r .parameters.currentPackageUrl.value "$AZ_STUB_STATE/what-if-parameters.json")" = "$(cat "$AZ_STUB_STATE/run-from-package")" ]
+  [[ $output != *"STUBsasSIGNATURE"* ]]
+  refute grep -q STUBsasSIGNATURE "$STUB_LOG"
 }
 
 @test "--what-if: a missing resource group is reported, not created" {
