@@ -38,7 +38,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Waits before the quick retries that confirm a failure before an outage is declared.
 const QUICK_RETRIES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 /// The wall clock running this much ahead of the monotonic clock between two ticks means the
-/// machine was asleep (the monotonic clock stops in suspend on Linux and macOS).
+/// machine was asleep (the monotonic clock stops in suspend on Linux and macOS: docs/platform.md §8).
 const SLEEP_SLACK: chrono::Duration = chrono::Duration::seconds(30);
 
 /// How a run ended, as the process exit code.

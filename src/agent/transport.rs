@@ -8,6 +8,9 @@
 //! - **At most [`MAX_ANSWER_BYTES`] of an answer are read**, only for `--verbose`; the rest is
 //!   dropped with the connection, so a huge error body cannot grow the agent.
 //! - **`Retry-After`** on any answer is returned to the scheduler, capped at [`MAX_RETRY_AFTER`].
+//!
+//! reqwest's defaults (follow 10 redirects, set `Referer`) and `Retry-After`'s two forms:
+//! docs/platform.md §8.
 
 use std::time::Duration;
 
