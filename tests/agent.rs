@@ -892,6 +892,7 @@ async fn journal_that_is_a_directory_does_not_stop_the_agent() {
     assert!(dir.path().join("journal.json").is_file());
 }
 
+#[cfg(target_os = "linux")] // prlimit(2) is Linux's
 /// Sets the file-size limit of a running process (a full disk's stand-in: every write to a file
 /// then fails with EFBIG, since the agent inherits SIGXFSZ ignored).
 fn set_file_size_limit(pid: u32, bytes: libc::rlim_t) {
@@ -904,6 +905,7 @@ fn set_file_size_limit(pid: u32, bytes: libc::rlim_t) {
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
+#[cfg(target_os = "linux")] // prlimit(2) is Linux's
 /// Item 6. A disk that takes no writes from the start: the agent runs on its in-memory journal,
 /// still records and reports an outage, retries writing, and writes the journal once it can.
 #[tokio::test(flavor = "multi_thread")]
@@ -954,6 +956,7 @@ async fn full_disk_keeps_the_journal_in_memory() {
     assert_eq!(read_journal(dir.path())["pending"], json!([]));
 }
 
+#[cfg(target_os = "linux")] // prlimit(2) is Linux's
 /// Item 6. A save that fails after an outage ended leaves a stale journal; after a crash the
 /// next run must not send that outage id again with another end. It is reported once.
 #[tokio::test(flavor = "multi_thread")]
