@@ -312,8 +312,9 @@ impl<N: Network> Agent<N> {
                 },
             );
             self.schedule.network_down();
-            return self.config.probe_interval;
+            return self.schedule.until_next_tick(Instant::now());
         }
+        self.schedule.network_up();
         self.verbose(format!(
             "leaving the endpoint alone (it asked for a pause); {}",
             findings.summary()

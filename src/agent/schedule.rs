@@ -7,9 +7,10 @@
 //! - The endpoint answered with an error (5xx, 429, 4xx, 3xx): back off. The first retry comes after
 //!   one probe interval, each next one after twice as long, up to the heartbeat interval; a
 //!   `Retry-After` is honoured when it asks for longer. Meanwhile the internet targets are still
-//!   probed every probe interval, so if the network itself goes down (and later comes back) the
-//!   agent sees it at once; a network outage seen by the probes ends the backoff, since attempts
-//!   that cannot reach the endpoint cannot load it.
+//!   probed every probe interval, so if the network itself goes down the agent records it as it
+//!   happens, and when the probes see it come back the backoff ends (a `Retry-After` still holds):
+//!   the end of a real network outage is caught within one probe interval. Probe targets that never
+//!   answer (blocked by a firewall) show no such change, so they cannot defeat the backoff.
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
@@ -23,7 +24,12 @@ pub struct Schedule {
     interval: Duration,
     probe_interval: Duration,
     answered_failures: u32,
-    endpoint_not_before: Option<Instant>,
+    /// Our own backoff after answered failures.
+    backoff_until: Option<Instant>,
+    /// What the endpoint asked for with `Retry-After`: always honoured.
+    asked_until: Option<Instant>,
+    /// The probes saw the network down since the last answered failure.
+    network_was_down: bool,
 }
 
 impl Schedule {
@@ -32,14 +38,18 @@ impl Schedule {
             interval,
             probe_interval,
             answered_failures: 0,
-            endpoint_not_before: None,
+            backoff_until: None,
+            asked_until: None,
+            network_was_down: false,
         }
     }
 
     /// A heartbeat got through: back to the normal rhythm. Returns the wait before the next one.
     pub fn delivered(&mut self) -> Duration {
         self.answered_failures = 0;
-        self.endpoint_not_before = None;
+        self.backoff_until = None;
+        self.asked_until = None;
+        self.network_was_down = false;
         jittered(self.interval)
     }
 
@@ -52,8 +62,10 @@ impl Schedule {
         answered: bool,
         retry_after: Option<Duration>,
     ) -> Duration {
+        self.network_was_down = false;
         if !answered {
-            self.endpoint_not_before = None;
+            self.backoff_until = None;
+            self.asked_until = None;
             return self.probe_interval;
         }
         self.answered_failures = self.answered_failures.saturating_add(1);
@@ -62,25 +74,37 @@ impl Schedule {
             .probe_interval
             .saturating_mul(1 << doublings)
             .min(self.interval.max(self.probe_interval));
-        let wait = backoff.max(retry_after.unwrap_or(Duration::ZERO));
-        self.endpoint_not_before = Some(now + wait);
-        self.probe_interval.min(wait)
+        self.backoff_until = Some(now + backoff);
+        self.asked_until = retry_after.map(|wait| now + wait);
+        self.probe_interval
+            .min(backoff.max(retry_after.unwrap_or(Duration::ZERO)))
+    }
+
+    fn not_before(&self) -> Option<Instant> {
+        self.backoff_until.max(self.asked_until)
     }
 
     /// Whether the endpoint may be contacted at `now`.
     pub fn endpoint_allowed(&self, now: Instant) -> bool {
-        self.endpoint_not_before.is_none_or(|at| now >= at)
+        self.not_before().is_none_or(|at| now >= at)
     }
 
-    /// The probes saw the network down: the endpoint cannot be reached anyway, so attempts go back
-    /// to every probe interval to catch the network's return.
+    /// The probes saw the network down.
     pub fn network_down(&mut self) {
-        self.endpoint_not_before = None;
+        self.network_was_down = true;
+    }
+
+    /// The probes reach the internet: if they had seen it down, a network outage just ended, so
+    /// our own backoff ends too (the endpoint's `Retry-After` still holds).
+    pub fn network_up(&mut self) {
+        if std::mem::replace(&mut self.network_was_down, false) {
+            self.backoff_until = None;
+        }
     }
 
     /// The wait before the next tick while the endpoint is left alone.
     pub fn until_next_tick(&self, now: Instant) -> Duration {
-        match self.endpoint_not_before {
+        match self.not_before() {
             Some(at) if at > now => self.probe_interval.min(at - now),
             _ => Duration::ZERO,
         }
@@ -132,6 +156,20 @@ mod tests {
         assert!(!schedule.endpoint_allowed(Instant::now() + S(119)));
         assert!(schedule.endpoint_allowed(Instant::now() + S(120)));
         schedule.network_down();
+        schedule.network_up();
+        assert!(
+            !schedule.endpoint_allowed(Instant::now() + S(61)),
+            "Retry-After holds through a network outage"
+        );
+
+        // Our own backoff ends when the probes see the network come back, not before, and
+        // probes that never saw it down (a firewall blocking them) change nothing.
+        schedule.failed(Instant::now(), true, None);
+        schedule.network_up();
+        assert!(!schedule.endpoint_allowed(Instant::now()));
+        schedule.network_down();
+        assert!(!schedule.endpoint_allowed(Instant::now()));
+        schedule.network_up();
         assert!(schedule.endpoint_allowed(Instant::now()));
 
         assert_eq!(schedule.failed(Instant::now(), false, None), S(5));
