@@ -131,6 +131,10 @@ impl<N: Network> Agent<N> {
                 Outcome::Success
             }
             Err(failure) => {
+                let what = failure.to_string();
+                self.change(|state| {
+                    state::on_first_failure(state, attempt_at, new_outage_id(attempt_at), &what)
+                });
                 self.record_failure(attempt_at, &failure).await;
                 emit(
                     Utc::now(),
