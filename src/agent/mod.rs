@@ -37,9 +37,6 @@ use transport::{AttemptFailure, Delivered, Transport};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Waits before the quick retries that confirm a failure before an outage is declared.
 const QUICK_RETRIES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
-/// The wall clock running this much ahead of the monotonic clock between two ticks means the
-/// machine was asleep (the monotonic clock stops in suspend on Linux and macOS: docs/platform.md §8).
-const SLEEP_SLACK: chrono::Duration = chrono::Duration::seconds(30);
 
 /// How a run ended, as the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,8 +178,7 @@ impl<N: Network> Agent<N> {
                 () = tokio::time::sleep_until(next) => {}
             }
             let (wall, mono) = (Utc::now(), Instant::now());
-            let expected = mark.0 + chrono::Duration::from_std(mono - mark.1).unwrap_or_default();
-            if wall - expected > SLEEP_SLACK {
+            if schedule::slept(mark, (wall, mono)) {
                 // The machine slept: nothing was watched since the last tick.
                 let recorded =
                     self.change(|state| state::on_gap(state, mark.0, wall, new_outage_id));

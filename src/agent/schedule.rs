@@ -111,6 +111,20 @@ impl Schedule {
     }
 }
 
+/// The wall clock running this much ahead of the monotonic clock between two ticks means the
+/// machine was asleep (the monotonic clock stops in suspend on Linux and macOS: docs/platform.md §8).
+pub const SLEEP_SLACK: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Whether the machine slept between two (wall clock, monotonic clock) readings.
+pub fn slept(
+    before: (chrono::DateTime<chrono::Utc>, Instant),
+    now: (chrono::DateTime<chrono::Utc>, Instant),
+) -> bool {
+    let awake =
+        chrono::Duration::from_std(now.1.saturating_duration_since(before.1)).unwrap_or_default();
+    now.0 - (before.0 + awake) > SLEEP_SLACK
+}
+
 /// The interval plus up to a tenth of it (at most 3 s), so that devices started together do not
 /// all call at the same second.
 fn jittered(interval: Duration) -> Duration {
@@ -127,6 +141,24 @@ mod tests {
     use super::*;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
+
+    /// A wall clock ahead of the monotonic one by more than 30 s means a sleep; drift does not.
+    #[test]
+    fn sleep_is_noticed() {
+        let (wall, mono) = (chrono::Utc::now(), Instant::now());
+        let later =
+            |wall_s: i64, mono_s: u64| (wall + chrono::Duration::seconds(wall_s), mono + S(mono_s));
+        assert!(
+            !slept((wall, mono), later(60, 60)),
+            "awake the whole minute"
+        );
+        assert!(!slept((wall, mono), later(85, 60)), "within the slack");
+        assert!(slept((wall, mono), later(7260, 60)), "two hours asleep");
+        assert!(
+            !slept((wall, mono), later(-5, 60)),
+            "the clock stepped back"
+        );
+    }
 
     /// 5xx answers back off 5, 10, 20, 40, 60, 60 s (probe interval 5, interval 60); a
     /// Retry-After longer than that wins; unreachable attempts stay at the probe interval.
