@@ -4,7 +4,9 @@
 //!
 //! The jobs are split: [`transport`] makes one HTTP attempt, [`schedule`] decides when the next
 //! happens, [`state`] decides what each event does to the journal (pure functions), [`journal`]
-//! keeps it on disk, [`output`] prints every line. This module only drives them.
+//! keeps it on disk, [`output`] prints every line. This module only drives them; the endpoint
+//! ([`transport::Sender`]) and the network ([`probe::Network`]) are arguments of [`run_with`], so
+//! the loop itself is tested with fakes under `tokio::time::pause()`.
 //!
 //! How start, end and `agent_offline` are decided, and how precise each is: docs/agent.md.
 
@@ -31,7 +33,7 @@ use output::{Event, emit};
 use probe::{Network, RealNetwork};
 use schedule::Schedule;
 use state::{Failure, Policy};
-use transport::{AttemptFailure, Delivered, Transport};
+use transport::{AttemptFailure, Delivered, Sender, Transport};
 
 /// The agent's version, sent with every heartbeat.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -55,6 +57,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Outcome, String> {
     let transport = Transport::new(&config)?;
+    run_with(config, transport, RealNetwork, shutdown).await
+}
+
+/// [`run`] with the endpoint and the network given: what tests drive with fakes.
+pub async fn run_with(
+    config: AgentConfig,
+    transport: impl Sender,
+    network: impl Network,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Outcome, String> {
     let (journal, notices) = Journal::open(&config.state_dir).map_err(|err| err.to_string())?;
     for notice in notices {
         emit(Utc::now(), &Event::Warning(notice));
@@ -68,7 +80,7 @@ pub async fn run(
         },
         config,
         transport,
-        network: RealNetwork,
+        network,
         journal,
         seq: 0,
         last_rtt: None,
@@ -83,10 +95,10 @@ pub async fn run(
     }
 }
 
-struct Agent<N: Network> {
+struct Agent<N: Network, S: Sender> {
     config: AgentConfig,
     policy: Policy,
-    transport: Transport,
+    transport: S,
     network: N,
     journal: Journal,
     schedule: Schedule,
@@ -94,7 +106,7 @@ struct Agent<N: Network> {
     last_rtt: Option<Duration>,
 }
 
-impl<N: Network> Agent<N> {
+impl<N: Network, S: Sender> Agent<N, S> {
     /// Closes what nobody watched and prints every outage recorded or still waiting.
     fn startup(&mut self, now: DateTime<Utc>) {
         let before: Vec<String> = self
@@ -486,3 +498,95 @@ fn hint(failure: &AttemptFailure) -> &'static str {
 }
 
 pub use output::human_duration;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::sync::{Arc, Mutex};
+
+    /// An endpoint that always gives the same failure, and notes when it was asked.
+    struct Scripted {
+        failure: AttemptFailure,
+        asked: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    impl Sender for Scripted {
+        async fn send(
+            &self,
+            _heartbeat: &Heartbeat,
+            _log: impl FnOnce(String) + Send,
+        ) -> Result<Delivered, AttemptFailure> {
+            self.asked.lock().unwrap().push(Instant::now());
+            Err(self.failure.clone())
+        }
+    }
+
+    /// Every probe target answers: the internet works, only the endpoint fails.
+    #[derive(Clone)]
+    struct InternetUp;
+
+    impl Network for InternetUp {
+        async fn resolves(&self, _host: String, _port: u16) -> bool {
+            true
+        }
+        async fn connects(&self, _target: config::ProbeTarget) -> bool {
+            true
+        }
+    }
+
+    /// The daemon loop in virtual time: seconds (from the first attempt) at which the endpoint is
+    /// asked in 100 s while it gives `failure` (interval 60 s, probe interval 5 s).
+    async fn attempts_in_100_s(failure: AttemptFailure) -> Vec<u64> {
+        let dir = std::env::temp_dir().join(format!(
+            "isp-agent-loop-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(1u8)
+        ));
+        let config = config::Options::try_parse_from([
+            "heartbeat-agent",
+            "--daemon",
+            "--url",
+            "http://127.0.0.1:9/api/ping",
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--probe-targets",
+            "127.0.0.1:9",
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let asked: Arc<Mutex<Vec<Instant>>> = Default::default();
+        let endpoint = Scripted {
+            failure,
+            asked: Arc::clone(&asked),
+        };
+        let outcome = run_with(
+            config,
+            endpoint,
+            InternetUp,
+            tokio::time::sleep(Duration::from_secs(100)),
+        )
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(outcome, Ok(Outcome::Success));
+        let asked = asked.lock().unwrap().clone();
+        asked.iter().map(|at| (*at - asked[0]).as_secs()).collect()
+    }
+
+    /// The loop honours the schedule: errors back off 5, 10, 20, 40 s; a Retry-After of 30 s
+    /// spaces every attempt by 30 s; the probes in between never reach the endpoint.
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_backs_off_in_virtual_time() {
+        let failing = AttemptFailure::Status {
+            status: 503,
+            retry_after: None,
+        };
+        assert_eq!(attempts_in_100_s(failing).await, [0, 5, 15, 35, 75]);
+        let throttled = AttemptFailure::Status {
+            status: 429,
+            retry_after: Some(Duration::from_secs(30)),
+        };
+        assert_eq!(attempts_in_100_s(throttled).await, [0, 30, 60, 90]);
+    }
+}

@@ -12,6 +12,7 @@
 //! reqwest's defaults (follow 10 redirects, set `Referer`) and `Retry-After`'s two forms:
 //! docs/platform.md §8.
 
+use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -99,6 +100,27 @@ impl std::fmt::Display for AttemptFailure {
     }
 }
 
+/// Delivers one heartbeat: the loop's only contact with the endpoint, so that tests can drive the
+/// loop with a scripted endpoint under `tokio::time::pause()`. [`Transport`] is the real one.
+pub trait Sender: Send + Sync + 'static {
+    /// One attempt. `log` receives the start of an error answer's body (for `--verbose`).
+    fn send(
+        &self,
+        heartbeat: &Heartbeat,
+        log: impl FnOnce(String) + Send,
+    ) -> impl Future<Output = Result<Delivered, AttemptFailure>> + Send;
+}
+
+impl Sender for Transport {
+    fn send(
+        &self,
+        heartbeat: &Heartbeat,
+        log: impl FnOnce(String) + Send,
+    ) -> impl Future<Output = Result<Delivered, AttemptFailure>> + Send {
+        self.attempt(heartbeat, log)
+    }
+}
+
 /// The HTTP client, set up once.
 pub struct Transport {
     client: reqwest::Client,
@@ -124,10 +146,10 @@ impl Transport {
     }
 
     /// One HTTP attempt. `log` receives the start of an error answer's body (for `--verbose`).
-    pub async fn send(
+    pub async fn attempt(
         &self,
         heartbeat: &Heartbeat,
-        log: impl FnOnce(String),
+        log: impl FnOnce(String) + Send,
     ) -> Result<Delivered, AttemptFailure> {
         let mut request = self.client.post(self.url.clone()).json(heartbeat);
         if let Some(key) = &self.key {
