@@ -10,7 +10,8 @@
 //! - [`outage`]: an outage report (id, start, end, cause) and its validation.
 //! - [`handler`]: the Azure Functions custom handler (both host modes, client IP, shutdown).
 //! - [`telemetry`]: the Application Insights pipeline and the names queries depend on.
-//! - [`agent`]: the heartbeat agent: options, the send loop, the outage journal, cause probes.
+//! - [`agent`]: the heartbeat agent: options, the send loop, the outage journal, cause probes;
+//!   split into transport, schedule, state (journal changes), journal, output.
 //!
 //! The binaries `handler` and `heartbeat-agent` only wire these together.
 

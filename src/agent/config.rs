@@ -118,12 +118,10 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// The endpoint without its query string, which may carry the key: safe to print.
+    /// The endpoint without what may be secret (user name and password, the query string that
+    /// may carry the key): safe to print.
     pub fn display_url(&self) -> String {
-        let mut url = self.url.clone();
-        url.set_query(None);
-        url.set_fragment(None);
-        url.to_string()
+        super::transport::printable_url(&self.url)
     }
 }
 
@@ -137,6 +135,14 @@ impl Options {
             .map_err(|err| format!("--url / HEARTBEAT_URL is not a valid URL ({err})"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err("--url / HEARTBEAT_URL must be an http:// or https:// URL".to_owned());
+        }
+        if url.path().trim_end_matches('/').is_empty() {
+            let mut example = reqwest::Url::parse(&super::transport::printable_url(&url))
+                .map_err(|err| format!("--url / HEARTBEAT_URL is not a valid URL ({err})"))?;
+            example.set_path("/api/ping");
+            return Err(format!(
+                "--url / HEARTBEAT_URL has no path: it should end in /api/ping, e.g. {example}"
+            ));
         }
         let device = match self
             .device
@@ -186,6 +192,8 @@ impl Options {
             url,
             device,
             interval: seconds("--interval / HEARTBEAT_INTERVAL", &self.interval, 60)?,
+            // Bounded so that no wait the agent computes from it can overflow, and because a
+            // heartbeat rarer than daily cannot show an outage in any useful time.
             key: self
                 .key
                 .filter(|key| !key.trim().is_empty())
@@ -213,13 +221,19 @@ impl Options {
     }
 }
 
-/// A whole number of seconds, at least 1. An empty value (an empty line in `.env`, which systemd's
-/// `EnvironmentFile` passes on as an empty variable) means the default.
+/// The longest interval (and probe interval, and timeout) accepted: a day.
+pub const MAX_SECONDS: u64 = 86_400;
+
+/// A whole number of seconds, from 1 to a day. An empty value (an empty line in `.env`, which
+/// systemd's `EnvironmentFile` passes on as an empty variable) means the default.
 fn seconds(option: &str, value: &str, default: u64) -> Result<Duration, String> {
     if value.trim().is_empty() {
         return Ok(Duration::from_secs(default));
     }
     match value.trim().parse::<u64>() {
+        Ok(n) if n > MAX_SECONDS => Err(format!(
+            "{option} is {value:?}; it must be at most {MAX_SECONDS} seconds (a day)"
+        )),
         Ok(n) if n >= 1 => Ok(Duration::from_secs(n)),
         _ => Err(format!(
             "{option} is {value:?}; it must be a whole number of seconds, at least 1"
@@ -278,16 +292,34 @@ mod tests {
             "--url / HEARTBEAT_URL must be an http:// or https:// URL"
         );
         assert_eq!(
-            parse(&["--url", "http://x/", "--interval", "0"]).unwrap_err(),
+            parse(&["--url", "http://x/api/ping", "--interval", "0"]).unwrap_err(),
             "--interval / HEARTBEAT_INTERVAL is \"0\"; it must be a whole number of seconds, at least 1"
         );
         assert!(
-            parse(&["--url", "http://x/", "--interval", "-5"])
+            parse(&["--url", "http://x/api/ping", "--interval", "-5"])
                 .unwrap_err()
                 .contains("at least 1")
         );
-        let err = parse(&["--url", "http://x/", "--probe-targets", "nope"]).unwrap_err();
+        let err = parse(&["--url", "http://x/api/ping", "--probe-targets", "nope"]).unwrap_err();
         assert!(err.contains("is not host:port"), "{err}");
+        assert_eq!(
+            parse(&["--url", "http://x/api/ping", "--interval", "86401"]).unwrap_err(),
+            "--interval / HEARTBEAT_INTERVAL is \"86401\"; it must be at most 86400 seconds (a day)"
+        );
+        assert!(parse(&["--url", "http://x/api/ping", "--interval", "86400"]).is_ok());
+    }
+
+    /// A URL without a path gets the hint a 404 would give, without its credentials or key.
+    #[test]
+    fn url_without_path_gets_the_hint() {
+        for url in ["http://me:secret@host:7071", "http://host:7071/?code=KEY"] {
+            assert_eq!(
+                parse(&["--url", url]).unwrap_err(),
+                "--url / HEARTBEAT_URL has no path: it should end in /api/ping, e.g. http://host:7071/api/ping"
+            );
+        }
+        let config = parse(&["--url", "https://me:secret@f.example/api/ping?code=KEY"]).unwrap();
+        assert_eq!(config.display_url(), "https://f.example/api/ping");
     }
 
     /// Empty values, as an `.env` line without a value gives, mean the defaults.
@@ -295,7 +327,7 @@ mod tests {
     fn empty_values_mean_defaults() {
         let config = parse(&[
             "--url",
-            "http://x/",
+            "http://x/api/ping",
             "--interval",
             "",
             "--timeout",

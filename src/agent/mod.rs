@@ -1,34 +1,44 @@
 //! The heartbeat agent: sends a heartbeat every interval; when heartbeats fail, records the
-//! outage in the [`journal`], diagnoses its cause with [`probe`], retries every few seconds to
-//! catch the moment the endpoint is back, and reports the finished outage inside the heartbeat
-//! that gets through.
+//! outage in the [`journal`], diagnoses its cause with [`probe`], tries again on the [`schedule`]
+//! to catch the moment the endpoint is back, and reports the finished outage in a later heartbeat.
 //!
-//! Precision: an outage starts at the first failed attempt (up to one interval after the real
-//! start) and ends at the first attempt that gets through (within one probe interval of the real
-//! end). Time when the agent itself was not running is reported separately, as `agent_offline`.
+//! The jobs are split: [`transport`] makes one HTTP attempt, [`schedule`] decides when the next
+//! happens, [`state`] decides what each event does to the journal (pure functions), [`journal`]
+//! keeps it on disk, [`output`] prints every line. This module only drives them; the endpoint
+//! ([`transport::Sender`]) and the network ([`probe::Network`]) are arguments of [`run_with`], so
+//! the loop itself is tested with fakes under `tokio::time::pause()`.
+//!
+//! How start, end and `agent_offline` are decided, and how precise each is: docs/agent.md.
 
 pub mod config;
 pub mod journal;
+pub mod output;
 pub mod probe;
+pub mod schedule;
+pub mod state;
+pub mod transport;
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::time::Instant;
 
-use crate::heartbeat::{Heartbeat, MAX_OUTAGES_PER_HEARTBEAT};
-use crate::outage::{Cause, OutageReport};
+use crate::heartbeat::Heartbeat;
+use crate::outage::OutageReport;
 use config::{AgentConfig, Mode};
-use journal::{Journal, JournalState, OpenOutage};
-use probe::AttemptFailure;
+use journal::{Journal, JournalState};
+use output::{Event, emit};
+use probe::{Network, RealNetwork};
+use schedule::Schedule;
+use state::{Failure, Policy};
+use transport::{AttemptFailure, Delivered, Sender, Transport};
 
 /// The agent's version, sent with every heartbeat.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Waits before the quick retries that confirm a failure before an outage is declared.
 const QUICK_RETRIES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
-/// A gap this much longer than expected between two signs of life means the agent was not running.
-const OFFLINE_SLACK: Duration = Duration::from_secs(30);
 
 /// How a run ended, as the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,78 +56,118 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Outcome, String> {
-    let client = reqwest::Client::builder()
-        .timeout(config.timeout)
-        .connect_timeout(config.timeout)
-        .user_agent(format!("isp-monitor-agent/{VERSION}"))
-        .build()
-        .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
+    let transport = Transport::new(&config)?;
+    run_with(config, transport, RealNetwork, shutdown).await
+}
+
+/// [`run`] with the endpoint and the network given: what tests drive with fakes.
+pub async fn run_with(
+    config: AgentConfig,
+    transport: impl Sender,
+    network: impl Network,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Outcome, String> {
+    let (journal, notices) = Journal::open(&config.state_dir).map_err(|err| err.to_string())?;
+    for notice in notices {
+        emit(Utc::now(), &Event::Warning(notice));
+    }
     let mut agent = Agent {
+        schedule: Schedule::new(config.interval, config.probe_interval),
+        policy: Policy {
+            mode: config.mode,
+            interval: config.interval,
+            timeout: config.timeout,
+        },
         config,
-        client,
+        transport,
+        network,
+        journal,
         seq: 0,
         last_rtt: None,
     };
+    agent.startup(Utc::now());
     match agent.config.mode {
         Mode::Once => Ok(agent.once().await),
         Mode::Daemon => {
-            let journal = Journal::open(&agent.config.state_dir).map_err(|err| err.to_string())?;
-            agent.daemon(journal, shutdown).await;
+            agent.daemon(shutdown).await;
             Ok(Outcome::Success)
         }
     }
 }
 
-struct Agent {
+struct Agent<N: Network, S: Sender> {
     config: AgentConfig,
-    client: reqwest::Client,
+    policy: Policy,
+    transport: S,
+    network: N,
+    journal: Journal,
+    schedule: Schedule,
     seq: u64,
     last_rtt: Option<Duration>,
 }
 
-/// A heartbeat that got through.
-struct Delivered {
-    status: u16,
-    rtt: Duration,
-}
+impl<N: Network, S: Sender> Agent<N, S> {
+    /// Closes what nobody watched and prints every outage recorded or still waiting.
+    fn startup(&mut self, now: DateTime<Utc>) {
+        let before: Vec<String> = self
+            .journal
+            .state()
+            .pending
+            .iter()
+            .map(|p| p.id.clone())
+            .collect();
+        let policy = self.policy;
+        let recorded = self.change(|state| state::on_startup(state, now, &policy, new_outage_id));
+        for report in &self.journal.state().pending {
+            if before.contains(&report.id) {
+                emit(now, &Event::Pending { report });
+            }
+        }
+        for report in &recorded {
+            emit(now, &Event::Recorded { report });
+        }
+    }
 
-impl Agent {
     async fn once(&mut self) -> Outcome {
-        match self.send(&[]).await {
+        let attempt_at = Utc::now();
+        let reports = self.sendable();
+        match self.send_reports(&reports).await {
             Ok(delivered) => {
-                self.log_ok(&delivered, 0);
+                let finished = self.delivered(attempt_at, &reports, &delivered);
+                if let Some(finished) = finished {
+                    self.report_finished(&finished).await;
+                }
                 Outcome::Success
             }
             Err(failure) => {
-                println!(
-                    "{} fail seq={} device={} {failure}",
-                    now_text(),
-                    self.seq,
-                    self.config.device
-                );
-                eprintln!(
-                    "heartbeat-agent: heartbeat to {} failed: {failure}{}",
-                    self.config.display_url(),
-                    hint(&failure)
+                let what = failure.to_string();
+                self.change(|state| {
+                    state::on_first_failure(state, attempt_at, new_outage_id(attempt_at), &what)
+                });
+                self.record_failure(attempt_at, &failure).await;
+                emit(
+                    Utc::now(),
+                    &Event::Warning(format!(
+                        "heartbeat to {} failed: {failure}{}",
+                        self.config.display_url(),
+                        hint(&failure)
+                    )),
                 );
                 Outcome::HeartbeatFailed
             }
         }
     }
 
-    async fn daemon(
-        &mut self,
-        mut journal: Journal,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) {
-        self.note_agent_downtime(&mut journal, Utc::now());
-        println!(
-            "{} started heartbeat-agent {VERSION}: device={} url={} interval={}s journal={}",
-            now_text(),
-            self.config.device,
-            self.config.display_url(),
-            self.config.interval.as_secs(),
-            journal.path().display()
+    async fn daemon(&mut self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        emit(
+            Utc::now(),
+            &Event::Started {
+                version: VERSION,
+                device: &self.config.device,
+                url: &self.config.display_url(),
+                interval_s: self.config.interval.as_secs(),
+                journal: &self.journal.path(),
+            },
         );
         // The signal future is turned into a flag that can be awaited again and again, so every
         // wait below (and any attempt in flight) ends promptly on SIGINT/SIGTERM.
@@ -133,131 +183,218 @@ impl Agent {
             }
         };
         let mut next = Instant::now();
+        let mut mark = (Utc::now(), Instant::now());
         loop {
             tokio::select! {
                 () = stopped() => break,
-                () = tokio::time::sleep_until(next.into()) => {}
+                () = tokio::time::sleep_until(next) => {}
             }
-            let tick = Instant::now();
+            let (wall, mono) = (Utc::now(), Instant::now());
+            if schedule::slept(mark, (wall, mono)) {
+                // The machine slept: nothing was watched since the last tick.
+                let recorded =
+                    self.change(|state| state::on_gap(state, mark.0, wall, new_outage_id));
+                for report in &recorded {
+                    emit(wall, &Event::Recorded { report });
+                }
+            }
+            if let Some(notice) = self.journal.flush() {
+                emit(wall, &Event::Warning(notice));
+            }
             // Journal changes happen between awaits, so abandoning a step here never leaves the
             // journal half-updated.
-            let got_through = tokio::select! {
+            let wait = tokio::select! {
                 () = stopped() => break,
-                got_through = self.step(&mut journal) => got_through,
+                wait = self.step() => wait,
             };
-            next = tick
-                + if got_through {
-                    self.jittered_interval()
+            mark = (Utc::now(), Instant::now());
+            next = Instant::now() + wait;
+        }
+        emit(Utc::now(), &Event::Stopped);
+    }
+
+    /// One tick. Returns the wait before the next.
+    async fn step(&mut self) -> Duration {
+        let open = self.journal.state().open.clone();
+        match open {
+            Some(open) if open.confirmed => {
+                if self.schedule.endpoint_allowed(Instant::now()) {
+                    self.attempt_recovery(open.start).await
                 } else {
-                    self.config.probe_interval
-                };
-        }
-        println!("{} stopped", now_text());
-    }
-
-    /// One heartbeat: a recovery attempt while an outage is open, a scheduled beat otherwise.
-    async fn step(&mut self, journal: &mut Journal) -> bool {
-        if journal.state().open.is_some() {
-            self.attempt_recovery(journal).await
-        } else {
-            self.beat(journal).await
+                    self.probe_while_backing_off(open.start).await
+                }
+            }
+            _ => self.beat().await,
         }
     }
 
-    /// One scheduled heartbeat while all is well, confirmed by quick retries before an outage is
-    /// declared. Returns whether it got through.
-    async fn beat(&mut self, journal: &mut Journal) -> bool {
+    /// One scheduled heartbeat while all is well. The first failure is written to the journal at
+    /// once as the suspected start; quick retries confirm it before an outage is declared.
+    async fn beat(&mut self) -> Duration {
         let first_attempt = Utc::now();
-        let reports = sendable(journal.state());
-        let mut result = self.send_reports(journal, &reports).await;
+        let reports = self.sendable();
+        let mut attempt_at = first_attempt;
+        let mut result = self.send_reports(&reports).await;
+        if let Err(failure) = &result {
+            let what = failure.to_string();
+            self.change(|state| {
+                state::on_first_failure(state, first_attempt, new_outage_id(first_attempt), &what)
+            });
+        }
         for (retry, wait) in QUICK_RETRIES.iter().enumerate() {
             let Err(failure) = &result else { break };
-            // Status answers are definitive: retrying a 401 or a 500 at once only adds load.
-            if matches!(failure, AttemptFailure::Status(_)) {
+            // Answers are definitive: retrying a 401 or a 500 at once only adds load.
+            if failure.answered() {
                 break;
             }
-            self.verbose(format_args!(
+            self.verbose(format!(
                 "attempt {} failed ({failure}); retrying in {}s",
                 retry + 1,
                 wait.as_secs()
             ));
             tokio::time::sleep(*wait).await;
-            result = self.send_reports(journal, &reports).await;
+            attempt_at = Utc::now();
+            result = self.send_reports(&reports).await;
         }
         match result {
             Ok(delivered) => {
-                self.acknowledge(journal, &reports, None);
-                self.log_ok(&delivered, reports.len());
-                true
+                if let Some(finished) = self.delivered(attempt_at, &reports, &delivered) {
+                    self.report_finished(&finished).await;
+                }
+                self.schedule.delivered()
             }
             Err(failure) => {
-                let (cause, detail) = probe::diagnose(&self.config, &failure).await;
-                let open = OpenOutage::new(
-                    new_outage_id(first_attempt),
-                    first_attempt,
-                    cause,
-                    detail.clone(),
-                );
-                save(journal, |state| state.open = Some(open));
-                println!(
-                    "{} fail seq={} device={} outage started cause={cause}: {detail}",
-                    now_text(),
-                    self.seq,
-                    self.config.device
-                );
-                false
+                self.record_failure(attempt_at, &failure).await;
+                self.schedule
+                    .failed(Instant::now(), failure.answered(), failure.retry_after())
             }
         }
     }
 
-    /// One attempt while an outage is open. The heartbeat carries the outage as if it ended now:
-    /// if it gets through, now is when connectivity came back. Returns whether it got through.
-    async fn attempt_recovery(&mut self, journal: &mut Journal) -> bool {
-        let Some(open) = journal.state().open.clone() else {
-            return true;
-        };
+    /// One attempt while an outage is open. It carries no report of the open outage: only once it
+    /// is delivered is the end known (this attempt's start), written, and then reported.
+    async fn attempt_recovery(&mut self, start: DateTime<Utc>) -> Duration {
         let attempt_at = Utc::now();
-        let finished = open.finish(attempt_at);
-        let mut reports = vec![finished.clone()];
-        reports.extend(
-            sendable(journal.state())
-                .into_iter()
-                .take(MAX_OUTAGES_PER_HEARTBEAT - 1),
-        );
-        match self.send_reports(journal, &reports).await {
+        let reports = self.sendable();
+        match self.send_reports(&reports).await {
             Ok(delivered) => {
-                self.acknowledge(journal, &reports, Some(&open.id));
-                println!(
-                    "{} back after {} cause={} outage reported (start={} end={})",
-                    now_text(),
-                    human_duration(finished.duration_seconds()),
-                    finished.cause,
-                    finished
-                        .start
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    finished
-                        .end
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                );
-                self.log_ok(&delivered, reports.len());
-                true
+                if let Some(finished) = self.delivered(attempt_at, &reports, &delivered) {
+                    self.report_finished(&finished).await;
+                }
+                self.schedule.delivered()
             }
             Err(failure) => {
-                let (cause, detail) = probe::diagnose(&self.config, &failure).await;
-                save(journal, |state| {
-                    if let Some(open) = &mut state.open {
-                        open.observe(attempt_at, cause, detail.clone());
-                    }
+                let (cause, detail) = probe::diagnose(&self.network, &self.config, &failure).await;
+                self.change(|state| {
+                    state::on_failure(state, attempt_at, cause, detail.clone(), String::new())
                 });
-                println!(
-                    "{} fail seq={} device={} down for {} cause={cause}: {detail}",
-                    now_text(),
-                    self.seq,
-                    self.config.device,
-                    human_duration((attempt_at - open.start).num_seconds())
+                emit(
+                    Utc::now(),
+                    &Event::StillDown {
+                        seq: self.seq,
+                        device: &self.config.device,
+                        down_for_s: (attempt_at - start).num_seconds(),
+                        cause: cause.as_str(),
+                        detail: &detail,
+                    },
                 );
-                false
+                self.schedule
+                    .failed(Instant::now(), failure.answered(), failure.retry_after())
             }
+        }
+    }
+
+    /// While the endpoint is left alone (it answered with errors), the internet targets are still
+    /// probed every probe interval: a network outage is seen, and recorded, as it happens.
+    async fn probe_while_backing_off(&mut self, start: DateTime<Utc>) -> Duration {
+        let at = Utc::now();
+        let findings = probe::probe(&self.network, &self.config).await;
+        if findings.targets_reached == 0 {
+            let cause = probe::classify(&findings);
+            let detail = format!("while backing off: {}", findings.summary());
+            self.change(|state| state::on_failure(state, at, cause, detail.clone(), String::new()));
+            emit(
+                Utc::now(),
+                &Event::StillDown {
+                    seq: self.seq,
+                    device: &self.config.device,
+                    down_for_s: (at - start).num_seconds(),
+                    cause: cause.as_str(),
+                    detail: &detail,
+                },
+            );
+            self.schedule.network_down();
+            return self.schedule.until_next_tick(Instant::now());
+        }
+        self.schedule.network_up();
+        self.verbose(format!(
+            "leaving the endpoint alone (it asked for a pause); {}",
+            findings.summary()
+        ));
+        self.schedule.until_next_tick(Instant::now())
+    }
+
+    /// A failed attempt, diagnosed and recorded; prints the line.
+    async fn record_failure(&mut self, attempt_at: DateTime<Utc>, failure: &AttemptFailure) {
+        let (cause, detail) = probe::diagnose(&self.network, &self.config, failure).await;
+        let id = new_outage_id(attempt_at);
+        let change =
+            self.change(|state| state::on_failure(state, attempt_at, cause, detail.clone(), id));
+        let event = match change {
+            Failure::Started { .. } => Event::OutageStarted {
+                seq: self.seq,
+                device: &self.config.device,
+                cause: cause.as_str(),
+                detail: &detail,
+            },
+            Failure::Continued { start } => Event::StillDown {
+                seq: self.seq,
+                device: &self.config.device,
+                down_for_s: (attempt_at - start).num_seconds(),
+                cause: cause.as_str(),
+                detail: &detail,
+            },
+        };
+        emit(Utc::now(), &event);
+    }
+
+    /// A heartbeat attempted at `attempt_at` got through carrying `reports`. Returns the outage it
+    /// ended, if one was open.
+    fn delivered(
+        &mut self,
+        attempt_at: DateTime<Utc>,
+        reports: &[OutageReport],
+        delivered: &Delivered,
+    ) -> Option<OutageReport> {
+        let ids: Vec<String> = reports.iter().map(|r| r.id.clone()).collect();
+        let finished = self.change(|state| state::on_delivered(state, attempt_at, &ids));
+        emit(
+            Utc::now(),
+            &Event::Ok {
+                status: delivered.status,
+                rtt_ms: delivered.rtt.as_millis(),
+                seq: self.seq,
+                device: &self.config.device,
+                reported: reports.len(),
+            },
+        );
+        finished
+    }
+
+    /// Reports the outage that just ended, at once, if the journal holds it safely.
+    async fn report_finished(&mut self, finished: &OutageReport) {
+        let reports = self.sendable();
+        if !reports.iter().any(|r| r.id == finished.id) {
+            self.verbose(format!(
+                "outage {} ended; it is reported once the journal is written",
+                finished.id
+            ));
+            return;
+        }
+        let attempt_at = Utc::now();
+        if let Ok(delivered) = self.send_reports(&reports).await {
+            emit(Utc::now(), &Event::Back { report: finished });
+            self.delivered(attempt_at, &reports, &delivered);
         }
     }
 
@@ -266,32 +403,26 @@ impl Agent {
     /// so one bad report can never block every later heartbeat.
     async fn send_reports(
         &mut self,
-        journal: &mut Journal,
         reports: &[OutageReport],
     ) -> Result<Delivered, AttemptFailure> {
         match self.send(reports).await {
-            Err(AttemptFailure::Status(400)) if !reports.is_empty() => {
+            Err(AttemptFailure::Status { status: 400, .. }) if !reports.is_empty() => {
                 let delivered = self.send(&[]).await?;
-                let ids: Vec<&str> = reports.iter().map(|r| r.id.as_str()).collect();
-                match journal.set_rejected_aside(reports, "refused by the handler with 400") {
-                    Ok(path) => eprintln!(
-                        "heartbeat-agent: the handler refused outage reports {ids:?}; kept in {}",
+                let ids: Vec<String> = reports.iter().map(|r| r.id.clone()).collect();
+                let message = match self
+                    .journal
+                    .set_rejected_aside(reports, "refused by the handler with 400")
+                {
+                    Ok(path) => format!(
+                        "the handler refused outage reports {ids:?}; kept in {}",
                         path.display()
                     ),
-                    Err(err) => eprintln!(
-                        "heartbeat-agent: the handler refused outage reports {ids:?} and they could not be kept: {err}"
+                    Err(err) => format!(
+                        "the handler refused outage reports {ids:?} and they could not be kept: {err}"
                     ),
-                }
-                save(journal, |state| {
-                    state.pending.retain(|p| !ids.contains(&p.id.as_str()));
-                    if state
-                        .open
-                        .as_ref()
-                        .is_some_and(|open| ids.contains(&open.id.as_str()))
-                    {
-                        state.open = None;
-                    }
-                });
+                };
+                emit(Utc::now(), &Event::Warning(message));
+                self.change(|state| state::on_refused(state, &ids));
                 Ok(delivered)
             }
             other => other,
@@ -307,140 +438,37 @@ impl Agent {
         heartbeat.seq = Some(self.seq);
         heartbeat.rtt_ms = self.last_rtt.map(|rtt| rtt.as_millis() as u64);
         heartbeat.outages = reports.to_vec();
+        let verbose = self.config.verbose;
+        let delivered = self
+            .transport
+            .send(&heartbeat, |line| {
+                if verbose {
+                    emit(Utc::now(), &Event::Verbose(line));
+                }
+            })
+            .await?;
+        self.last_rtt = Some(delivered.rtt);
+        Ok(delivered)
+    }
 
-        let mut request = self.client.post(self.config.url.clone()).json(&heartbeat);
-        if let Some(key) = &self.config.key {
-            request = request.header("x-functions-key", key);
+    fn sendable(&self) -> Vec<OutageReport> {
+        state::sendable(self.journal.state(), self.journal.saved())
+    }
+
+    /// Applies a journal change and writes it, printing a line when writing starts failing or
+    /// works again.
+    fn change<T>(&mut self, change: impl FnOnce(&mut JournalState) -> T) -> T {
+        let (result, notice) = self.journal.update(change);
+        if let Some(notice) = notice {
+            emit(Utc::now(), &Event::Warning(notice));
         }
-        let started = Instant::now();
-        // `without_url`: the URL may carry the key in `?code=`, and error messages get logged.
-        let answer = request
-            .send()
-            .await
-            .map_err(|err| AttemptFailure::Unreachable(describe(&err.without_url())))?;
-        let rtt = started.elapsed();
-        let status = answer.status().as_u16();
-        if !answer.status().is_success() {
-            let reason = answer.text().await.unwrap_or_default();
-            self.verbose(format_args!(
-                "endpoint answered {status}: {}",
-                reason.chars().take(200).collect::<String>()
-            ));
-            return Err(AttemptFailure::Status(status));
-        }
-        self.last_rtt = Some(rtt);
-        Ok(Delivered { status, rtt })
+        result
     }
 
-    /// The handler has the reports: forget them, close the open outage if it was among them.
-    fn acknowledge(&self, journal: &mut Journal, reports: &[OutageReport], closed: Option<&str>) {
-        let now = Utc::now();
-        save(journal, |state| {
-            state
-                .pending
-                .retain(|pending| !reports.iter().any(|sent| sent.id == pending.id));
-            if closed.is_some() && state.open.as_ref().map(|o| o.id.as_str()) == closed {
-                state.open = None;
-            }
-            state.last_success = Some(now);
-        });
-    }
-
-    /// At start-up: if the agent was not running for a while, record that gap, and close an
-    /// outage that was open when it stopped at the last moment it was seen.
-    fn note_agent_downtime(&self, journal: &mut Journal, now: DateTime<Utc>) {
-        let state = journal.state().clone();
-        let resume_allowance = chrono::Duration::from_std(
-            3 * self.config.probe_interval + self.config.timeout + OFFLINE_SLACK,
-        )
-        .unwrap_or_default();
-        let offline_allowance =
-            chrono::Duration::from_std(2 * self.config.interval + OFFLINE_SLACK)
-                .unwrap_or_default();
-        let (last_alive, allowance) = match &state.open {
-            Some(open) => (open.last_failure, resume_allowance),
-            None => match state.last_success {
-                Some(last) => (last, offline_allowance),
-                None => return,
-            },
-        };
-        if now - last_alive <= allowance {
-            return; // a quick restart: carry on, resuming any open outage
-        }
-        let offline = OutageReport {
-            id: new_outage_id(last_alive),
-            start: last_alive,
-            end: now,
-            cause: Cause::AgentOffline,
-            detail: "the agent was not running (machine off, asleep, or agent stopped)".to_owned(),
-        };
-        println!(
-            "{} agent was not running for {}; recorded",
-            now_text(),
-            human_duration(offline.duration_seconds())
-        );
-        save(journal, |state| {
-            if let Some(open) = state.open.take() {
-                state.pending.push(open.finish(open.last_failure));
-            }
-            state.pending.push(offline);
-        });
-    }
-
-    fn log_ok(&self, delivered: &Delivered, reported: usize) {
-        let reported = if reported > 0 {
-            format!(" reported={reported}")
-        } else {
-            String::new()
-        };
-        println!(
-            "{} ok status={} rtt={}ms seq={} device={}{reported}",
-            now_text(),
-            delivered.status,
-            delivered.rtt.as_millis(),
-            self.seq,
-            self.config.device
-        );
-    }
-
-    fn verbose(&self, message: std::fmt::Arguments<'_>) {
+    fn verbose(&self, message: String) {
         if self.config.verbose {
-            eprintln!("{} {message}", now_text());
+            emit(Utc::now(), &Event::Verbose(message));
         }
-    }
-
-    /// The interval plus up to a tenth of it (at most 3 s), so that devices started together do
-    /// not all call at the same second.
-    fn jittered_interval(&self) -> Duration {
-        let spread = (self.config.interval / 10).min(Duration::from_secs(3));
-        let random = RandomState::new().hash_one(Instant::now());
-        let jitter = if spread.is_zero() {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(random % spread.as_nanos() as u64)
-        };
-        self.config.interval + jitter
-    }
-}
-
-/// Pending reports, at most what one heartbeat may carry.
-fn sendable(state: &JournalState) -> Vec<OutageReport> {
-    state
-        .pending
-        .iter()
-        .take(MAX_OUTAGES_PER_HEARTBEAT)
-        .cloned()
-        .collect()
-}
-
-/// Writes a journal change; a failed write is logged and the agent goes on with the change in
-/// memory (losing it on a crash is better than stopping the heartbeats).
-fn save(journal: &mut Journal, change: impl FnOnce(&mut JournalState)) {
-    if let Err(err) = journal.update(change) {
-        eprintln!(
-            "heartbeat-agent: cannot write the outage journal {}: {err}",
-            journal.path().display()
-        );
     }
 }
 
@@ -453,60 +481,112 @@ fn new_outage_id(start: DateTime<Utc>) -> String {
 /// What to do about a failure, for a human.
 fn hint(failure: &AttemptFailure) -> &'static str {
     match failure {
-        AttemptFailure::Status(401 | 403) => " (check HEARTBEAT_KEY / --key)",
-        AttemptFailure::Status(404) => " (check HEARTBEAT_URL / --url: it should end in /api/ping)",
-        AttemptFailure::Status(500..=599) => {
-            " (the function app is failing; see docs/troubleshooting.md)"
+        AttemptFailure::Status {
+            status: 401 | 403, ..
+        } => " (check HEARTBEAT_KEY / --key)",
+        AttemptFailure::Status { status: 404, .. } => {
+            " (check HEARTBEAT_URL / --url: it should end in /api/ping)"
         }
+        AttemptFailure::Status { status: 429, .. } => {
+            " (the cloud side is throttling this agent; it waits as asked)"
+        }
+        AttemptFailure::Status {
+            status: 500..=599, ..
+        } => " (the function app is failing; see docs/troubleshooting.md)",
         _ => "",
     }
 }
 
-/// A reqwest error with its causes, in one short line.
-fn describe(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut text = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(err);
-    while let Some(current) = source {
-        let part = current.to_string();
-        if !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-        source = current.source();
-    }
-    text.chars()
-        .take(200)
-        .collect::<String>()
-        .replace(['\n', '\r'], " ")
-}
-
-fn now_text() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// `7m30s`, `2h05m`, `45s`.
-pub fn human_duration(seconds: i64) -> String {
-    let seconds = seconds.max(0);
-    match seconds {
-        0..60 => format!("{seconds}s"),
-        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
-        _ => format!("{}h{:02}m", seconds / 3600, (seconds % 3600) / 60),
-    }
-}
+pub use output::human_duration;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+    use std::sync::{Arc, Mutex};
 
-    #[test]
-    fn human_durations() {
-        assert_eq!(human_duration(45), "45s");
-        assert_eq!(human_duration(450), "7m30s");
-        assert_eq!(human_duration(7500), "2h05m");
+    /// An endpoint that always gives the same failure, and notes when it was asked.
+    struct Scripted {
+        failure: AttemptFailure,
+        asked: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    impl Sender for Scripted {
+        async fn send(
+            &self,
+            _heartbeat: &Heartbeat,
+            _log: impl FnOnce(String) + Send,
+        ) -> Result<Delivered, AttemptFailure> {
+            self.asked.lock().unwrap().push(Instant::now());
+            Err(self.failure.clone())
+        }
+    }
+
+    /// Every probe target answers: the internet works, only the endpoint fails.
+    #[derive(Clone)]
+    struct InternetUp;
+
+    impl Network for InternetUp {
+        async fn resolves(&self, _host: String, _port: u16) -> bool {
+            true
+        }
+        async fn connects(&self, _target: config::ProbeTarget) -> bool {
+            true
+        }
+    }
+
+    /// The daemon loop in virtual time: seconds (from the first attempt) at which the endpoint is
+    /// asked in 100 s while it gives `failure` (interval 60 s, probe interval 5 s).
+    async fn attempts_in_100_s(failure: AttemptFailure) -> Vec<u64> {
+        let dir = std::env::temp_dir().join(format!(
+            "isp-agent-loop-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(1u8)
+        ));
+        let config = config::Options::try_parse_from([
+            "heartbeat-agent",
+            "--daemon",
+            "--url",
+            "http://127.0.0.1:9/api/ping",
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--probe-targets",
+            "127.0.0.1:9",
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let asked: Arc<Mutex<Vec<Instant>>> = Default::default();
+        let endpoint = Scripted {
+            failure,
+            asked: Arc::clone(&asked),
+        };
+        let outcome = run_with(
+            config,
+            endpoint,
+            InternetUp,
+            tokio::time::sleep(Duration::from_secs(100)),
+        )
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(outcome, Ok(Outcome::Success));
+        let asked = asked.lock().unwrap().clone();
+        asked.iter().map(|at| (*at - asked[0]).as_secs()).collect()
+    }
+
+    /// The loop honours the schedule: errors back off 5, 10, 20, 40 s; a Retry-After of 30 s
+    /// spaces every attempt by 30 s; the probes in between never reach the endpoint.
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_backs_off_in_virtual_time() {
+        let failing = AttemptFailure::Status {
+            status: 503,
+            retry_after: None,
+        };
+        assert_eq!(attempts_in_100_s(failing).await, [0, 5, 15, 35, 75]);
+        let throttled = AttemptFailure::Status {
+            status: 429,
+            retry_after: Some(Duration::from_secs(30)),
+        };
+        assert_eq!(attempts_in_100_s(throttled).await, [0, 30, 60, 90]);
     }
 }
