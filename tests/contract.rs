@@ -8,17 +8,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::both_modes;
 use support::host::{FUNCTION_KEY, FunctionsHost, HostConfig};
-
-/// The committed configuration, and the same with forwarding off (what the host falls back to when
-/// a binding is added), so every rule is checked in both modes.
-fn both_modes() -> [(&'static str, HostConfig); 2] {
-    let forwarding = HostConfig::from_repo();
-    let mut invocation = HostConfig::from_repo();
-    invocation.host_json["customHandler"]["enableForwardingHttpRequest"] = json!(false);
-    assert!(forwarding.forwarding() && !invocation.forwarding());
-    [("forwarding", forwarding), ("invocation", invocation)]
-}
 
 async fn post(host: &FunctionsHost, body: impl Into<reqwest::Body>) -> (u16, String) {
     let answer = reqwest::Client::new()

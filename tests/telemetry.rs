@@ -9,32 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::host::{FUNCTION_KEY, FunctionsHost, HostConfig};
 use support::ingestion::{Behaviour, Ingestion, connection_string_for};
+use support::{both_modes, props, with_telemetry};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn with_telemetry(config: HostConfig, ingestion: &Ingestion) -> HostConfig {
-    config
-        .with_env(
-            "APPLICATIONINSIGHTS_CONNECTION_STRING",
-            &ingestion.connection_string(),
-        )
-        .with_env("SSL_CERT_FILE", ingestion.ca_file().to_str().unwrap())
-        .with_env("WEBSITE_SITE_NAME", "ispmon-func")
-        .with_env("WEBSITE_INSTANCE_ID", "instance-7")
-}
-
-fn both_modes() -> [(&'static str, HostConfig); 2] {
-    let mut invocation = HostConfig::from_repo();
-    invocation.host_json["customHandler"]["enableForwardingHttpRequest"] = json!(false);
-    [
-        ("forwarding", HostConfig::from_repo()),
-        ("invocation", invocation),
-    ]
-}
-
-fn props(envelope: &Value) -> &Value {
-    &envelope["data"]["baseData"]["properties"]
-}
 
 async fn send(url: &str, body: Value) -> u16 {
     reqwest::Client::new()
