@@ -59,7 +59,7 @@ fn main() -> ExitCode {
 
     // Every stdout line, ours and tracing's, goes through the log queue so a stuck reader can
     // never block serving. Information goes to stdout and problems to stderr: the host files
-    // stdout as Information and stderr as Error (docs/platform.md §1).
+    // stdout as Information and a stderr line as Warning or Error by its words (docs/platform.md §1).
     let log = LogWriter::stdout();
     tracing_subscriber::fmt()
         .with_ansi(false)

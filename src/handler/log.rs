@@ -4,7 +4,8 @@
 //! falls behind the pipe fills, and a write on it blocks; done inside a request, that stalls the
 //! request, then every tokio worker, then `GET /`. So requests only *enqueue* a finished line; the
 //! writer thread does the blocking write. When the queue is full the line is dropped and counted,
-//! and the count is reported on stderr (the host files lines with "warn" as warnings) as soon as
+//! and the count is reported on stderr (the host files a line containing "warn" as a warning,
+//! docs/platform.md §1) as soon as
 //! the writer gets going again: lines can be lost under a stuck reader, never silently.
 
 use std::io::Write;

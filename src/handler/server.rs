@@ -34,7 +34,7 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Largest request head (request line and headers) in bytes; hyper's read buffer bound, so
     /// also the most a slow header sender can make us hold. 16 KiB: a heartbeat's headers with
-    /// the host's additions are under 2 KiB, and the platform's front end limits headers anyway.
+    /// the host's additions are under 2 KiB.
     pub max_header_bytes: usize,
     /// Open connections at once. Beyond it a connection is answered 503 and closed at once, so
     /// file descriptors never run out (1,100 held connections against a limit of 1,024 made a
