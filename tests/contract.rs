@@ -388,7 +388,7 @@ fn fatal_errors_exit_non_zero_with_a_message() {
     assert_eq!(bad_port.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&bad_port.stderr).trim(),
-        "handler: FUNCTIONS_CUSTOMHANDLER_PORT is \"seventy\"; it must be a port number from 1 to 65535"
+        "handler: error: FUNCTIONS_CUSTOMHANDLER_PORT is \"seventy\"; it must be a port number from 1 to 65535"
     );
 
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -401,7 +401,9 @@ fn fatal_errors_exit_non_zero_with_a_message() {
     assert_eq!(in_use.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&in_use.stderr);
     assert!(
-        stderr.contains(&format!("handler: cannot listen on 127.0.0.1:{port}: ")),
+        stderr.contains(&format!(
+            "handler: error: cannot listen on 127.0.0.1:{port}: "
+        )),
         "{stderr}"
     );
 }

@@ -4,7 +4,8 @@
 //!
 //! Exit codes: 0 after a shutdown signal (and for `--help`, `--version`); 1 when it cannot serve
 //! (port in use); 2 for bad arguments or configuration. Never 0 on a fatal error: the host does
-//! not restart a handler that exits 0 (docs/platform.md §1).
+//! not restart a handler that exits 0 (docs/platform.md §1). Fatal messages go to stderr as
+//! `handler: error: …`: the host files a stderr line as an error only when it says "error".
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
     let port = match handler::port_from_env(env, options.port) {
         Ok(port) => port,
         Err(message) => {
-            eprintln!("handler: {message}");
+            eprintln!("handler: error: {message}");
             return ExitCode::from(2);
         }
     };
@@ -99,7 +100,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("handler: cannot start the async runtime: {err}");
+            eprintln!("handler: error: cannot start the async runtime: {err}");
             return ExitCode::from(1);
         }
     };
@@ -127,7 +128,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(message) => {
-            eprintln!("handler: {message}");
+            eprintln!("handler: error: {message}");
             ExitCode::from(1)
         }
     };
