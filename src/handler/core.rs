@@ -113,10 +113,6 @@ impl Core {
             .map_or_else(|| LOCAL_SITE.to_owned(), |host| format!("https://{host}"))
     }
 
-    pub fn log(&self) -> &LogWriter {
-        &self.log
-    }
-
     /// Validates, logs and records one heartbeat request: the single exit for every answer.
     pub fn answer(&self, request: HeartbeatRequest<'_>) -> Answer {
         let seen = Seen::new(&self.site, &request);

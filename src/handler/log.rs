@@ -91,23 +91,34 @@ impl LogWriter {
     }
 }
 
+/// Writes queued lines until every handle is gone. Lines waiting together are written with one
+/// `write` (up to [`BATCH_BYTES`]): under load that is one system call per burst, not per line.
 fn drain(
     lines: Receiver<Message>,
     mut out: impl Write,
     mut warnings: impl Write,
     dropped: &AtomicU64,
 ) {
-    while let Ok(message) = lines.recv() {
-        match message {
-            Message::Line(bytes) => {
-                // A closed stdout must not stop anything; the telemetry row still records it.
-                let _ = out.write_all(&bytes);
-            }
-            Message::Flush(done) => {
-                let _ = out.flush();
-                let _ = done.try_send(());
+    let mut batch = Vec::with_capacity(BATCH_BYTES);
+    while let Ok(first) = lines.recv() {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Line(bytes) => {
+                    batch.extend_from_slice(&bytes);
+                    if batch.len() < BATCH_BYTES {
+                        next = lines.try_recv().ok();
+                    }
+                }
+                Message::Flush(done) => {
+                    write_batch(&mut out, &mut batch);
+                    let _ = out.flush();
+                    let _ = done.try_send(());
+                    next = lines.try_recv().ok();
+                }
             }
         }
+        write_batch(&mut out, &mut batch);
         let lost = dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             let _ = writeln!(
@@ -115,6 +126,17 @@ fn drain(
                 "handler: warning: {lost} log lines dropped: stdout is not being read fast enough"
             );
         }
+    }
+}
+
+/// Largest batch of lines written at once.
+const BATCH_BYTES: usize = 64 * 1024;
+
+fn write_batch(out: &mut impl Write, batch: &mut Vec<u8>) {
+    if !batch.is_empty() {
+        // A closed stdout must not stop anything; the telemetry row still records it.
+        let _ = out.write_all(batch);
+        batch.clear();
     }
 }
 
