@@ -7,10 +7,10 @@
 //! - [`server`]: the HTTP server itself, with every wait timed out and every buffer bounded.
 //! - [`log`]: log lines that never block an answer.
 
-pub mod azure;
+pub(crate) mod azure;
 pub mod core;
 pub mod log;
-pub mod server;
+mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use self::core::{Answer, Core};
 use crate::heartbeat::HeartbeatError;
 
-pub use server::{Limits, serve};
+pub use server::{Limits, SHUTDOWN_GRACE, serve};
 
 /// The port `func start` serves on; the handler uses it too when run alone, so the same URL works.
 pub const DEFAULT_PORT: u16 = 7071;
