@@ -2,9 +2,9 @@
 //!
 //! - [`core`]: the host-neutral heartbeat core: a request in, the answer, its log line and its
 //!   telemetry row out. Every heartbeat answer leaves through [`core::Core::answer`].
-//! - [`azure`]: the Azure Functions front end (forwarding and JSON invocation modes, the trusted
+//! - `azure`: the Azure Functions front end (forwarding and JSON invocation modes, the trusted
 //!   client address, the invocation id): thin adapters from the host's contract to the core.
-//! - [`server`]: the HTTP server itself, with every wait timed out and every buffer bounded.
+//! - `server`: the HTTP server itself, with every wait timed out and every buffer bounded.
 //! - [`log`]: log lines that never block an answer.
 
 pub(crate) mod azure;
