@@ -3,7 +3,7 @@
 //! stand-in from the test suite, and the load comes from this process (so on a 2-core machine the
 //! load generator competes with the handler for CPU; the numbers are a floor, not a ceiling).
 //!
-//! Run: `cargo bench --bench bench` (about two minutes).
+//! Run: `cargo bench --bench bench` (about three minutes). Not part of the test command.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -77,6 +77,19 @@ async fn main() {
             None,
         ));
         rows.push(row(
+            format!(
+                "of which the log writer thread, per heartbeat ({})",
+                result.label
+            ),
+            format!(
+                "{:.1} µs ({:.0} % of the handler's CPU)",
+                result.log_cpu_us_per_heartbeat,
+                result.log_cpu_share * 100.0
+            ),
+            "",
+            None,
+        ));
+        rows.push(row(
             format!("handler RSS idle / peak under load ({})", result.label),
             format!(
                 "{:.1} MB / {:.1} MB",
@@ -92,6 +105,13 @@ async fn main() {
         format!("{:.1} %", cost * 100.0),
         "≤ 10 %",
         Some(cost <= 0.10),
+    ));
+    let dropped = DROPPED_LOG_LINES.load(Ordering::Relaxed);
+    rows.push(row(
+        "log lines dropped (stdout drained like the host does)",
+        format!("{dropped}"),
+        "0",
+        Some(dropped == 0),
     ));
     rows.extend(sizes());
     rows.extend(agent().await);
@@ -122,6 +142,10 @@ async fn main() {
     );
 }
 
+/// Log lines the handler reported dropped (its stderr warnings), summed over every handler the
+/// benchmark started.
+static DROPPED_LOG_LINES: AtomicU64 = AtomicU64::new(0);
+
 fn spawn_handler(port: u16, ingestion: Option<&Ingestion>) -> Child {
     let mut command = Command::new(handler_binary());
     command
@@ -130,7 +154,7 @@ fn spawn_handler(port: u16, ingestion: Option<&Ingestion>) -> Child {
         .stdin(Stdio::null())
         // The host reads stdout through a pipe; drain one the same way rather than discard it.
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
     if let Some(ingestion) = ingestion {
         command
@@ -144,6 +168,20 @@ fn spawn_handler(port: u16, ingestion: Option<&Ingestion>) -> Child {
     let mut stdout = child.stdout.take().unwrap();
     tokio::spawn(async move {
         let _ = tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await;
+    });
+    let stderr = child.stderr.take().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let dropped = line
+                .strip_prefix("handler: warning: ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(n) = dropped {
+                DROPPED_LOG_LINES.fetch_add(n, Ordering::Relaxed);
+            }
+        }
     });
     child
 }
@@ -191,6 +229,11 @@ struct LoadResult {
     rss_idle_mb: f64,
     rss_peak_mb: f64,
     cpu_us_per_heartbeat: f64,
+    /// CPU of the handler's log-writer thread per heartbeat at concurrency 64: the logging cost
+    /// that moved off the request path.
+    log_cpu_us_per_heartbeat: f64,
+    /// Share of the handler's CPU at concurrency 64 spent in that thread.
+    log_cpu_share: f64,
 }
 
 async fn load(label: &'static str, ingestion: Option<&Ingestion>) -> LoadResult {
@@ -247,12 +290,15 @@ async fn load(label: &'static str, ingestion: Option<&Ingestion>) -> LoadResult 
 
     let rps_1 = throughput(&client, &url, 1).await;
     let cpu_before = cpu_seconds(pid);
+    let log_cpu_before = log_writer_cpu_seconds(pid);
     let rps_64 = throughput(&client, &url, 64).await;
     // CPU per heartbeat at concurrency 64, counting the export thread's work for those heartbeats.
     // Both generators report a rate over LOAD_SECONDS; rate times duration is the count.
     let sent = rps_64 * LOAD_SECONDS as f64;
     tokio::time::sleep(Duration::from_millis(600)).await; // let the last batches go out
-    let cpu_us_per_heartbeat = (cpu_seconds(pid) - cpu_before) / sent * 1e6;
+    let cpu_total = cpu_seconds(pid) - cpu_before;
+    let log_cpu = log_writer_cpu_seconds(pid) - log_cpu_before;
+    let cpu_us_per_heartbeat = cpu_total / sent * 1e6;
     let rss_peak_mb = rss_kib(pid).1 as f64 / 1024.0;
     drop(child);
     LoadResult {
@@ -264,6 +310,12 @@ async fn load(label: &'static str, ingestion: Option<&Ingestion>) -> LoadResult 
         rss_idle_mb,
         rss_peak_mb,
         cpu_us_per_heartbeat,
+        log_cpu_us_per_heartbeat: log_cpu / sent * 1e6,
+        log_cpu_share: if cpu_total > 0.0 {
+            log_cpu / cpu_total
+        } else {
+            0.0
+        },
     }
 }
 
@@ -472,9 +524,29 @@ async fn agent() -> Vec<Row> {
     ]
 }
 
+/// CPU time of the handler's `log-writer` thread (found by name under /proc/PID/task).
+fn log_writer_cpu_seconds(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "log-writer")
+        })
+        .map(|task| stat_cpu_seconds(&task.path().join("stat")))
+        .sum()
+}
+
 /// User plus system CPU time of a process, from /proc/PID/stat.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_seconds(std::path::Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// User plus system CPU time from a `stat` file of /proc (a process's or a thread's).
+fn stat_cpu_seconds(path: &std::path::Path) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -47,8 +47,30 @@ pub struct Heartbeat {
 }
 
 /// Why a heartbeat was refused. Each variant's message is the one-line reason the client sees.
+/// The first group is about getting the body at all (each front end reports its own failures
+/// with these, so every refusal leaves through the same exit); the rest are about its content.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeartbeatError {
+    /// The method is not one the heartbeat accepts; `allow` is the `Allow` header's value.
+    MethodNotAllowed {
+        method: String,
+        allow: &'static str,
+    },
+    /// The body did not arrive within the front end's body timeout.
+    BodyTimeout {
+        seconds: u64,
+    },
+    /// The connection failed while the body was being read.
+    BodyUnreadable(String),
+    /// The host's invocation envelope (which wraps the heartbeat) is over its own limit.
+    EnvelopeTooLarge {
+        bytes: usize,
+        limit: usize,
+    },
+    /// The request to the invocation path is not a host envelope.
+    EnvelopeMalformed(String),
+    /// A binary body the host passed as base64 does not decode.
+    InvalidBase64,
     BodyTooLarge {
         bytes: usize,
     },
@@ -82,8 +104,18 @@ impl HeartbeatError {
     /// The HTTP status that carries this refusal.
     pub fn status_code(&self) -> u16 {
         match self {
-            HeartbeatError::BodyTooLarge { .. } => 413,
+            HeartbeatError::MethodNotAllowed { .. } => 405,
+            HeartbeatError::BodyTimeout { .. } => 408,
+            HeartbeatError::BodyTooLarge { .. } | HeartbeatError::EnvelopeTooLarge { .. } => 413,
             _ => 400,
+        }
+    }
+
+    /// The `Allow` header a 405 carries.
+    pub fn allow(&self) -> Option<&'static str> {
+        match self {
+            HeartbeatError::MethodNotAllowed { allow, .. } => Some(allow),
+            _ => None,
         }
     }
 }
@@ -91,6 +123,22 @@ impl HeartbeatError {
 impl fmt::Display for HeartbeatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            HeartbeatError::MethodNotAllowed { method, allow } => {
+                let allow = allow.replace(", ", " or ");
+                write!(f, "method {method} is not allowed; use {allow}")
+            }
+            HeartbeatError::BodyTimeout { seconds } => {
+                write!(f, "the body did not arrive within {seconds} s")
+            }
+            HeartbeatError::BodyUnreadable(reason) => {
+                write!(f, "the body could not be read: {reason}")
+            }
+            HeartbeatError::EnvelopeTooLarge { bytes, limit } => write!(
+                f,
+                "invocation envelope is {bytes} bytes; the limit is {limit} bytes"
+            ),
+            HeartbeatError::EnvelopeMalformed(reason) => f.write_str(reason),
+            HeartbeatError::InvalidBase64 => f.write_str("the binary body is not valid base64"),
             HeartbeatError::BodyTooLarge { bytes } => write!(
                 f,
                 "body is {bytes} bytes; the limit is {MAX_BODY_BYTES} bytes"

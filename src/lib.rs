@@ -8,7 +8,9 @@
 //! # Layout
 //! - [`heartbeat`]: the heartbeat both sides share: payload, limits, validation, refusal reasons.
 //! - [`outage`]: an outage report (id, start, end, cause) and its validation.
-//! - [`handler`]: the Azure Functions custom handler (both host modes, client IP, shutdown).
+//! - [`handler`]: the heartbeat receiver: a host-neutral core (request in; answer, log line and
+//!   telemetry row out), the Azure Functions front end (both host modes, client IP, invocation
+//!   id) as a thin adapter to it, and the bounded HTTP server.
 //! - [`telemetry`]: the Application Insights pipeline and the names queries depend on.
 //! - [`agent`]: the heartbeat agent: options, the send loop, the outage journal, cause probes;
 //!   split into transport, schedule, state (journal changes), journal, output.

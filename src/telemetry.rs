@@ -42,41 +42,29 @@ const MAX_QUEUE_SIZE: usize = 2048;
 const EXPORT_BATCH_SIZE: usize = 64;
 const EXPORT_DELAY: Duration = Duration::from_millis(250);
 
-/// Which host contract delivered the request (docs/telemetry.md `host_mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostMode {
-    Forwarding,
-    Invocation,
-}
-
-impl HostMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostMode::Forwarding => "forwarding",
-            HostMode::Invocation => "invocation",
-        }
-    }
-}
-
-/// Everything one request row records. Built by the handler after it has answered.
+/// Everything one request row records. Built once per request by the heartbeat core.
 #[derive(Debug)]
 pub struct RequestRecord<'a> {
     pub start: SystemTime,
     pub end: SystemTime,
     pub status: u16,
-    /// Scheme, host and path only: the query string can carry the function key (`?code=`).
+    /// The app's own site and the path: never the query string, which can carry the function key
+    /// (`?code=`), nor the client's `Host`.
     pub url: &'a str,
     pub client_ip: Option<std::net::IpAddr>,
-    pub invocation_id: &'a str,
+    /// The platform's request id (`customDimensions.invocation_id`).
+    pub request_id: &'a str,
     pub user_agent: &'a str,
-    pub mode: HostMode,
-    /// The accepted heartbeat, or the device named by the header when the body was refused.
-    pub heartbeat: Result<&'a Heartbeat, RefusedRequest<'a>>,
+    /// Which front end delivered the request (`customDimensions.host_mode`).
+    pub front_end: &'static str,
+    /// The accepted heartbeat, or what is known of a refused request.
+    pub heartbeat: Result<&'a Heartbeat, Refused<'a>>,
 }
 
-/// What is known of a refused request.
+/// What is known of a refused request: the device its `X-Device` header named (sanitized), and
+/// the reason it was refused.
 #[derive(Debug)]
-pub struct RefusedRequest<'a> {
+pub struct Refused<'a> {
     pub device: &'a str,
     pub reason: &'a str,
 }
@@ -169,10 +157,6 @@ impl Telemetry {
         }
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.pipeline.is_some()
-    }
-
     /// Records one request row, plus one `Outage` event per reported outage. Never blocks: the
     /// span goes onto the batch processor's bounded queue.
     pub fn record(&self, record: &RequestRecord<'_>) {
@@ -233,40 +217,31 @@ impl Telemetry {
     }
 }
 
+/// The row's attributes. Each heartbeat field is one line here; a refused request records its
+/// fields as empty, so every row has the same keys.
 fn request_attributes(record: &RequestRecord<'_>) -> Vec<KeyValue> {
-    let (device, note, agent_version, seq, rtt_ms, outages, error) = match &record.heartbeat {
-        Ok(beat) => (
-            beat.device.as_str(),
-            beat.note.as_str(),
-            beat.agent_version.as_deref().unwrap_or(""),
-            beat.seq.map(|n| n.to_string()).unwrap_or_default(),
-            beat.rtt_ms.map(|n| n.to_string()).unwrap_or_default(),
-            beat.outages.len(),
-            "",
-        ),
-        Err(refused) => (
-            refused.device,
-            "",
-            "",
-            String::new(),
-            String::new(),
-            0,
-            refused.reason,
-        ),
-    };
+    let beat = record.heartbeat.as_ref().ok();
+    let count = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
     let client_ip = record.client_ip.map(|ip| ip.to_string());
     let client_ip_text = client_ip.as_deref().unwrap_or("unknown");
+    let device = match &record.heartbeat {
+        Ok(beat) => beat.device.as_str(),
+        Err(refused) => refused.device,
+    };
     let mut attributes = vec![
         KeyValue::new("emitter", EMITTER),
         KeyValue::new("device", bounded(device)),
-        KeyValue::new("note", bounded(note)),
+        KeyValue::new("note", bounded(beat.map_or("", |b| &b.note))),
+        KeyValue::new(
+            "agent_version",
+            bounded(beat.and_then(|b| b.agent_version.as_deref()).unwrap_or("")),
+        ),
+        KeyValue::new("seq", count(beat.and_then(|b| b.seq))),
+        KeyValue::new("rtt_ms", count(beat.and_then(|b| b.rtt_ms))),
+        KeyValue::new("outages", beat.map_or(0, |b| b.outages.len() as i64)),
         KeyValue::new("client_ip", client_ip_text.to_owned()),
-        KeyValue::new("invocation_id", bounded(record.invocation_id)),
-        KeyValue::new("agent_version", bounded(agent_version)),
-        KeyValue::new("seq", seq),
-        KeyValue::new("rtt_ms", rtt_ms),
-        KeyValue::new("outages", outages as i64),
-        KeyValue::new("host_mode", record.mode.as_str()),
+        KeyValue::new("invocation_id", bounded(record.request_id)),
+        KeyValue::new("host_mode", record.front_end),
         KeyValue::new("user_agent", bounded(record.user_agent)),
         // `requests.resultCode` and `requests.url`. The method is deliberately not recorded as
         // `http.request.method`: the exporter would rename the row "POST /…" instead of "Ping".
@@ -278,14 +253,14 @@ fn request_attributes(record: &RequestRecord<'_>) -> Vec<KeyValue> {
     if let Some(ip) = client_ip {
         attributes.push(KeyValue::new("ai.location.ip", ip));
     }
-    if !error.is_empty() {
-        attributes.push(KeyValue::new("error", bounded(error)));
+    if let Err(refused) = &record.heartbeat {
+        attributes.push(KeyValue::new("error", bounded(refused.reason)));
     }
     attributes
 }
 
 /// Cuts a value to [`MAX_ATTRIBUTE_BYTES`] at a character boundary.
-pub fn bounded(text: &str) -> Value {
+pub(crate) fn bounded(text: &str) -> Value {
     Value::String(bounded_str(text).into_owned().into())
 }
 
@@ -322,14 +297,17 @@ fn check_connection_string(connection_string: &str) -> Result<(), TelemetryConfi
         TelemetryConfigError(format!("{CONNECTION_STRING_VAR} is malformed: {what}"))
     };
     let mut has_key = false;
-    for part in connection_string
+    let parts: Vec<&str> = connection_string
         .split(';')
         .filter(|part| !part.trim().is_empty())
-    {
+        .collect();
+    for (index, part) in parts.iter().enumerate() {
+        // The part itself is never shown, not even in part: it may be a bare key.
         let Some((name, value)) = part.split_once('=') else {
             return Err(malformed(format!(
-                "part {:?} is not Name=Value",
-                first_chars(part)
+                "part {} of {} is not Name=Value",
+                index + 1,
+                parts.len()
             )));
         };
         match name.trim().to_ascii_lowercase().as_str() {
@@ -348,16 +326,6 @@ fn check_connection_string(connection_string: &str) -> Result<(), TelemetryConfi
         return Err(malformed("InstrumentationKey is missing".to_owned()));
     }
     Ok(())
-}
-
-/// Enough of a string to recognise it in an error message without printing a secret whole.
-fn first_chars(text: &str) -> String {
-    let shown: String = text.chars().take(12).collect();
-    if shown.len() < text.len() {
-        format!("{shown}…")
-    } else {
-        shown
-    }
 }
 
 #[cfg(test)]
@@ -390,8 +358,13 @@ mod tests {
                 .contains("IngestionEndpoint must start with https://"),
             "{err}"
         );
-        let err = check_connection_string("secretsecretsecret").unwrap_err();
-        assert!(!err.to_string().contains("secretsecretsecret"), "{err}");
+        // A string that is only a key (no `Name=`) is not echoed, not even its first characters.
+        let key = "8c1e4b2a-93d7-4f60-b5a1-0e7c2d9f3a14";
+        let err = check_connection_string(key).unwrap_err().to_string();
+        for piece in key.as_bytes().windows(4) {
+            let piece = std::str::from_utf8(piece).unwrap();
+            assert!(!err.contains(piece), "{err} shows {piece:?}");
+        }
         assert!(
             check_connection_string("InstrumentationKey=abc;IngestionEndpoint=https://x/").is_ok()
         );

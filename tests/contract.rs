@@ -8,17 +8,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::both_modes;
 use support::host::{FUNCTION_KEY, FunctionsHost, HostConfig};
-
-/// The committed configuration, and the same with forwarding off (what the host falls back to when
-/// a binding is added), so every rule is checked in both modes.
-fn both_modes() -> [(&'static str, HostConfig); 2] {
-    let forwarding = HostConfig::from_repo();
-    let mut invocation = HostConfig::from_repo();
-    invocation.host_json["customHandler"]["enableForwardingHttpRequest"] = json!(false);
-    assert!(forwarding.forwarding() && !invocation.forwarding());
-    [("forwarding", forwarding), ("invocation", invocation)]
-}
 
 async fn post(host: &FunctionsHost, body: impl Into<reqwest::Body>) -> (u16, String) {
     let answer = reqwest::Client::new()
@@ -397,7 +388,7 @@ fn fatal_errors_exit_non_zero_with_a_message() {
     assert_eq!(bad_port.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&bad_port.stderr).trim(),
-        "handler: FUNCTIONS_CUSTOMHANDLER_PORT is \"seventy\"; it must be a port number from 1 to 65535"
+        "handler: error: FUNCTIONS_CUSTOMHANDLER_PORT is \"seventy\"; it must be a port number from 1 to 65535"
     );
 
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -410,7 +401,9 @@ fn fatal_errors_exit_non_zero_with_a_message() {
     assert_eq!(in_use.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&in_use.stderr);
     assert!(
-        stderr.contains(&format!("handler: cannot listen on 127.0.0.1:{port}: ")),
+        stderr.contains(&format!(
+            "handler: error: cannot listen on 127.0.0.1:{port}: "
+        )),
         "{stderr}"
     );
 }

@@ -9,32 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::host::{FUNCTION_KEY, FunctionsHost, HostConfig};
 use support::ingestion::{Behaviour, Ingestion, connection_string_for};
+use support::{both_modes, props, with_telemetry};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn with_telemetry(config: HostConfig, ingestion: &Ingestion) -> HostConfig {
-    config
-        .with_env(
-            "APPLICATIONINSIGHTS_CONNECTION_STRING",
-            &ingestion.connection_string(),
-        )
-        .with_env("SSL_CERT_FILE", ingestion.ca_file().to_str().unwrap())
-        .with_env("WEBSITE_SITE_NAME", "ispmon-func")
-        .with_env("WEBSITE_INSTANCE_ID", "instance-7")
-}
-
-fn both_modes() -> [(&'static str, HostConfig); 2] {
-    let mut invocation = HostConfig::from_repo();
-    invocation.host_json["customHandler"]["enableForwardingHttpRequest"] = json!(false);
-    [
-        ("forwarding", HostConfig::from_repo()),
-        ("invocation", invocation),
-    ]
-}
-
-fn props(envelope: &Value) -> &Value {
-    &envelope["data"]["baseData"]["properties"]
-}
 
 async fn send(url: &str, body: Value) -> u16 {
     reqwest::Client::new()
@@ -396,4 +373,163 @@ async fn untrusted_ingestion_certificate_is_refused() {
     assert_eq!(send(&host.ping_url(), json!({})).await, 200);
     host.terminate_handler().await;
     assert!(ingestion.envelopes().is_empty());
+}
+
+/// POSTs `body` straight to the handler's invocation path, as the host would, and returns the
+/// HTTP status with the parsed answer (an `Outputs` envelope or plain text).
+async fn invoke_directly(host: &FunctionsHost, content_type: &str, body: Vec<u8>) -> (u16, String) {
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/Ping", host.handler_port()))
+        .header("content-type", content_type)
+        .header(
+            "x-azure-functions-invocationid",
+            "00000000-0000-4000-8000-direct000001",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.text().await.unwrap())
+}
+
+/// Every refusal of an invocation envelope (over its own limit, not an envelope, a base64 body
+/// that does not decode) leaves through the same exit as a bad heartbeat: the right status and
+/// limit in a one-line reason, one `refused` log line and one telemetry row each.
+#[tokio::test(flavor = "multi_thread")]
+async fn envelope_refusals_are_logged_and_recorded() {
+    let ingestion = Ingestion::start(Behaviour::Accept).await;
+    let [_, (_, invocation)] = both_modes();
+    let host = FunctionsHost::start(with_telemetry(invocation, &ingestion))
+        .await
+        .unwrap();
+    const ENVELOPE_LIMIT: usize = 4 * 64 * 1024 + 64 * 1024;
+
+    let huge = vec![b' '; ENVELOPE_LIMIT + 1];
+    let (status, text) = invoke_directly(&host, "application/json", huge).await;
+    assert_eq!(
+        status, 200,
+        "the host needs a 2xx envelope to relay the 413"
+    );
+    let res: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(res["Outputs"]["res"]["statusCode"], 413);
+    assert_eq!(
+        res["Outputs"]["res"]["body"],
+        format!(
+            "invocation envelope is {} bytes; the limit is {ENVELOPE_LIMIT} bytes",
+            ENVELOPE_LIMIT + 1
+        )
+    );
+
+    let (status, text) = invoke_directly(&host, "application/json", b"[]".to_vec()).await;
+    assert_eq!(
+        (status, text.as_str()),
+        (
+            400,
+            "invocation body has no `Data`; is this the Functions host?"
+        )
+    );
+
+    let envelope = json!({"Data": {"req": {"Url": "https://x/api/ping", "Method": "POST",
+        "Headers": {"Content-Type": ["application/octet-stream"]}, "Body": "not base64!"}}, "Metadata": {}});
+    let (status, text) =
+        invoke_directly(&host, "application/json", envelope.to_string().into_bytes()).await;
+    assert_eq!(status, 200);
+    let res: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(res["Outputs"]["res"]["statusCode"], 400);
+    assert_eq!(
+        res["Outputs"]["res"]["body"],
+        "the binary body is not valid base64"
+    );
+
+    let rows = ingestion.wait_for_requests(3, WAIT).await;
+    let mut recorded: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["data"]["baseData"]["responseCode"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                props(r)["error"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    recorded.sort();
+    assert_eq!(
+        recorded,
+        [
+            (
+                "400".to_owned(),
+                "invocation body has no `Data`; is this the Functions host?".to_owned()
+            ),
+            (
+                "400".to_owned(),
+                "the binary body is not valid base64".to_owned()
+            ),
+            (
+                "413".to_owned(),
+                format!(
+                    "invocation envelope is {} bytes; the limit is {ENVELOPE_LIMIT} bytes",
+                    ENVELOPE_LIMIT + 1
+                )
+            ),
+        ]
+    );
+    let refused_lines = support::wait_for(WAIT, async || {
+        let lines: Vec<Value> = host
+            .stdout_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["event"] == "refused")
+            .collect();
+        (lines.len() >= 3).then_some(lines)
+    })
+    .await
+    .expect("three refused log lines");
+    assert_eq!(refused_lines.len(), 3);
+}
+
+/// Text a client chooses (an `X-Device` with a newline, NUL and an escape sequence) is recorded
+/// sanitized, and the recorded URL is the app's own site and path, whatever `Host` and
+/// `X-Forwarded-Proto` the client sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_chosen_text_is_sanitized_and_the_url_is_the_sites() {
+    let ingestion = Ingestion::start(Behaviour::Accept).await;
+    let [_, (_, invocation)] = both_modes();
+    let host = FunctionsHost::start(with_telemetry(invocation, &ingestion))
+        .await
+        .unwrap();
+    let envelope = json!({"Data": {"req": {"Url": "https://attacker.example/api/ping", "Method": "POST",
+        "Headers": {"X-Device": ["evil\u{1b}[31m\nname\u{0}"], "Host": ["attacker.example"]},
+        "Body": "{\"device\": 5}"}}, "Metadata": {}});
+    let (status, _) =
+        invoke_directly(&host, "application/json", envelope.to_string().into_bytes()).await;
+    assert_eq!(status, 200);
+
+    // Forwarding mode, straight at the handler with a forged Host and scheme.
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/ping", host.handler_port()))
+        .header("host", "attacker.example")
+        .header("x-forwarded-proto", "gopher")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+
+    let rows = ingestion.wait_for_requests(2, WAIT).await;
+    let refused = rows
+        .iter()
+        .find(|r| r["data"]["baseData"]["success"] == false)
+        .expect("refused row");
+    assert_eq!(
+        props(refused)["device"],
+        "evil\u{FFFD}[31m\u{FFFD}name\u{FFFD}"
+    );
+    for row in &rows {
+        assert_eq!(
+            row["data"]["baseData"]["url"], "https://ispmon-func.azurewebsites.net/api/ping",
+            "{row}"
+        );
+    }
 }

@@ -73,3 +73,75 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The committed host configuration, and the same with forwarding off (what the host falls back to
+/// when a binding is added), so every rule is checked in both of the host's modes.
+pub fn both_modes() -> [(&'static str, host::HostConfig); 2] {
+    let forwarding = host::HostConfig::from_repo();
+    let mut invocation = host::HostConfig::from_repo();
+    invocation.host_json["customHandler"]["enableForwardingHttpRequest"] = serde_json::json!(false);
+    assert!(forwarding.forwarding() && !invocation.forwarding());
+    [("forwarding", forwarding), ("invocation", invocation)]
+}
+
+/// `customDimensions` of a captured envelope.
+pub fn props(envelope: &serde_json::Value) -> &serde_json::Value {
+    &envelope["data"]["baseData"]["properties"]
+}
+
+/// `config` with telemetry to `ingestion` (its CA trusted through `SSL_CERT_FILE`) and the
+/// platform's site variables set.
+pub fn with_telemetry(
+    config: host::HostConfig,
+    ingestion: &ingestion::Ingestion,
+) -> host::HostConfig {
+    config
+        .with_env(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            &ingestion.connection_string(),
+        )
+        .with_env("SSL_CERT_FILE", ingestion.ca_file().to_str().unwrap())
+        .with_env("WEBSITE_SITE_NAME", "ispmon-func")
+        .with_env("WEBSITE_HOSTNAME", "ispmon-func.azurewebsites.net")
+        .with_env("WEBSITE_INSTANCE_ID", "instance-7")
+}
+
+/// The handler binary started directly (no host), on `port`, with a clean environment plus `env`;
+/// stdout and stderr piped and left to the caller.
+pub fn spawn_handler(port: u16, env: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(handler_binary())
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until something answers `GET /` on `port`.
+pub async fn wait_ready(port: u16) {
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_for(Duration::from_secs(10), async || {
+        client.get(&url).send().await.ok().map(|_| ())
+    })
+    .await
+    .expect("handler answers GET / within 10 s");
+}
+
+/// Resident set size and its peak (VmRSS, VmHWM) of a process, in KiB.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 /// The client address from an `X-Forwarded-For` value: the last entry, in any of the forms `ip`,
 /// `ip:port`, `[v6]`, `[v6]:port`. `None` when the header is absent or its last entry is not an
 /// address.
-pub fn trusted_client_ip(forwarded_for: Option<&str>) -> Option<IpAddr> {
+pub(crate) fn trusted_client_ip(forwarded_for: Option<&str>) -> Option<IpAddr> {
     let last = forwarded_for?.rsplit(',').next()?.trim();
     parse_address(last)
 }
