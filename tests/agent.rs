@@ -198,7 +198,7 @@ async fn once_exit_codes() {
     .await;
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains(" ok status=200 rtt="), "{stdout}");
-    let logged = host.heartbeat_logs();
+    let logged = host.heartbeat_logs().await;
     assert_eq!(logged[0]["device"], "den");
     assert_eq!(logged[0]["agent_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(logged[0]["seq"], 1);
@@ -324,7 +324,7 @@ async fn daemon_sends_on_schedule_and_stops_on_sigterm() {
     );
     assert_eq!(daemon.terminate().await, 0);
 
-    let logs = host.heartbeat_logs();
+    let logs = host.heartbeat_logs().await;
     let seqs: Vec<_> = logs.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     assert_eq!(&seqs[..4], &[1, 2, 3, 4]);
     assert_eq!(logs[0]["rtt_ms"], Value::Null, "no previous heartbeat yet");

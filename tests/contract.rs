@@ -44,7 +44,7 @@ async fn committed_configuration_accepts_a_heartbeat_in_both_modes() {
         );
         assert_eq!(answer.text().await.unwrap(), "ok", "{mode}");
 
-        let logs = host.heartbeat_logs();
+        let logs = host.heartbeat_logs().await;
         assert_eq!(logs.len(), 1, "{mode}: {logs:?}");
         let line = &logs[0];
         assert_eq!(line["device"], "den");
@@ -105,6 +105,7 @@ async fn original_agent_and_bare_curl_succeed() {
 
         let devices: Vec<_> = host
             .heartbeat_logs()
+            .await
             .iter()
             .map(|l| l["device"].clone())
             .collect();
@@ -190,7 +191,7 @@ async fn bad_input_is_refused_with_a_reason_in_both_modes() {
             );
         }
         assert!(
-            host.heartbeat_logs().is_empty(),
+            host.heartbeat_logs().await.is_empty(),
             "{mode}: refused heartbeats were recorded"
         );
         // The handler is still healthy after all of that.
@@ -277,7 +278,7 @@ async fn forged_forwarded_for_is_ignored() {
             .await
             .unwrap();
         assert_eq!(answer.status(), 200);
-        let logs = host.heartbeat_logs();
+        let logs = host.heartbeat_logs().await;
         assert_eq!(logs[0]["ip"], "127.0.0.1", "{mode}");
         assert_eq!(logs[0]["device"], "garage", "{mode}");
     }
@@ -335,7 +336,7 @@ async fn many_concurrent_clients() {
         task.await.unwrap();
     }
     let logs = support::wait_for(Duration::from_secs(5), async || {
-        let logs = host.heartbeat_logs();
+        let logs = host.heartbeat_logs().await;
         (logs.len() >= 640).then_some(logs)
     })
     .await

@@ -344,7 +344,8 @@ async fn missing_or_malformed_connection_string_leaves_serving_intact() {
     let host = FunctionsHost::start(HostConfig::from_repo()).await.unwrap();
     assert_eq!(send(&host.ping_url(), json!({})).await, 200);
     assert!(
-        host.stdout_lines()
+        host.settled_stdout_lines()
+            .await
             .iter()
             .any(|l| l.contains("telemetry off: APPLICATIONINSIGHTS_CONNECTION_STRING is not set"))
     );

@@ -305,9 +305,25 @@ impl FunctionsHost {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// The handler's JSON log lines of accepted heartbeats.
-    pub fn heartbeat_logs(&self) -> Vec<Value> {
-        self.stdout_lines()
+    /// Waits until the handler's stdout has been quiet for 300 ms (at most 5 s): the handler
+    /// writes its log lines from a queue after it has answered, so a line can trail its answer.
+    pub async fn settled_stdout_lines(&self) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut seen = self.stdout.lock().unwrap().len();
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = self.stdout.lock().unwrap().len();
+            if now == seen || tokio::time::Instant::now() >= deadline {
+                return self.stdout_lines();
+            }
+            seen = now;
+        }
+    }
+
+    /// The handler's JSON log lines of accepted heartbeats, once its stdout has settled.
+    pub async fn heartbeat_logs(&self) -> Vec<Value> {
+        self.settled_stdout_lines()
+            .await
             .iter()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter(|value| value["event"] == "heartbeat")
