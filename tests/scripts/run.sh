@@ -28,7 +28,7 @@ run_shellcheck() {
   local files=()
   mapfile -d '' files < <(find . \( -path ./target -o -path ./.git -o -name node_modules -o -name .venv \) -prune \
     -o -type f -name '*.sh' -print0 | sort -z)
-  files+=(tests/scripts/*.bats tests/scripts/test_helper.bash tests/scripts/stubs/az tests/scripts/stubs/cargo tests/scripts/stubs/rustc)
+  files+=(tests/scripts/*.bats tests/scripts/test_helper.bash tests/scripts/stubs/az tests/scripts/stubs/cargo tests/scripts/stubs/rustc tests/scripts/stubs/cargo-zigbuild tests/scripts/stubs/x86_64-linux-musl-gcc)
   echo "shellcheck: ${#files[@]} files"
   shellcheck -x "${files[@]}" || die "shellcheck found problems (above): fix them and run again"
 }
