@@ -2,7 +2,7 @@
 # deploy.sh: puts ISP Monitor's heartbeat endpoint on Azure Functions (Linux Consumption) and
 # writes its URL and key into .env, ready for ./start_heartbeat.sh.
 #
-# Usage: ./deploy.sh [--check | --what-if | --test-alert | --help]
+# Usage: ./deploy.sh [--check | --what-if | --package | --install-build-tools | --test-alert | --help]
 #
 #   (no option)  build the handler, package it, deploy main.bicep, upload the package, wait for
 #                the app, send one real heartbeat, write HEARTBEAT_URL and HEARTBEAT_KEY to .env.
@@ -10,13 +10,21 @@
 #   --check      check the tools, the Azure login, the .env values and the az extensions the
 #                queries need; changes nothing
 #   --what-if    show what the deployment would change in Azure; changes nothing
+#   --package    build the handler and write the deployment zip without touching Azure; prints
+#                the zip's path as the last line
+#   --install-build-tools
+#                install cargo-zigbuild and zig (PyPI: ziglang) into .tools/venv, for building
+#                the handler on macOS or a Linux machine without musl-gcc
 #   --test-alert send a test alert through the deployed action group to its email address and
 #                report the result: success (exit 0), failed (exit 1), or still pending after
 #                ISP_MONITOR_TEST_ALERT_TIMEOUT seconds (default 300; exit 3)
 #   --help       show this text
 #
 # Settings come from .env (created from .env.example on the first run); a variable already set in
-# your environment wins over .env. Needs az (after `az login`), jq, zip, curl and cargo.
+# your environment wins over .env. Needs az (after `az login`), jq, zip, curl, cargo and the
+# Rust target x86_64-unknown-linux-musl, plus musl-gcc (x86-64 Linux) or cargo-zigbuild (anywhere):
+# the handler is always a static x86-64 Linux executable. ISP_MONITOR_BUILD=musl-gcc|zigbuild picks
+# the build by hand.
 # Details and troubleshooting: docs/deploy.md.
 set -Eeuo pipefail
 
@@ -27,7 +35,9 @@ readonly ENV_FILE=${ISP_MONITOR_ENV_FILE:-$ROOT/.env}
 readonly TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 readonly PACKAGE=$TARGET_DIR/isp-monitor-functions.zip
 readonly MUSL_TARGET=x86_64-unknown-linux-musl
-readonly GNU_TARGET=x86_64-unknown-linux-gnu
+# The zig build's tools (PyPI), installed by --install-build-tools into the project's own venv.
+readonly TOOLS_VENV=$ROOT/.tools/venv
+readonly ZIG_PACKAGES="ziglang==0.17.1 cargo-zigbuild==0.24.1"
 readonly DEPLOYMENT_NAME=isp-monitor
 readonly FUNCTION_NAME=Ping
 readonly QUERY_EXTENSIONS=(application-insights)
@@ -197,7 +207,7 @@ group_exists() {
 # ------------------------------------------------------------------------------------------ --check
 
 check_tools_and_settings() {
-  local problems=0 line ext target
+  local problems=0 line ext path
   report() { printf '%-5s %s\n' "$1" "$2"; [[ $1 != FAIL ]] || problems=$((problems + 1)); }
 
   for line in az:azure-cli jq:jq zip:zip curl:curl cargo:cargo rustc:rustc; do
@@ -212,14 +222,18 @@ check_tools_and_settings() {
     fi
   done
 
-  if command -v rustc >/dev/null 2>&1; then
-    target=$(handler_target 2>/dev/null || true)
-    case $target in
-      "$MUSL_TARGET") report ok "Rust target $MUSL_TARGET installed (static handler)" ;;
-      "$GNU_TARGET") report warn "Rust target $MUSL_TARGET missing: the handler will be a glibc build; run 'rustup target add $MUSL_TARGET' for a static one" ;;
-      *) report FAIL "no Rust target for Linux x86_64: run 'rustup target add $MUSL_TARGET'" ;;
-    esac
+  # The handler's build (docs/deploy.md "How the handler is built").
+  path=$(build_path)
+  case $path in
+    musl-gcc) report ok "build path: musl-gcc ($(musl_cc || echo missing)) for a static $MUSL_TARGET handler" ;;
+    zigbuild) report ok "build path: cargo-zigbuild (zig from $TOOLS_VENV or PATH) for a static $MUSL_TARGET handler" ;;
+  esac
+  if command -v rustc >/dev/null 2>&1 && musl_target_installed; then
+    report ok "Rust target $MUSL_TARGET installed"
   fi
+  while IFS= read -r line; do
+    [[ -n $line ]] && report FAIL "$line"
+  done < <(build_problems "$path")
 
   while IFS= read -r line; do
     [[ -n $line ]] && report FAIL "$line"
@@ -256,32 +270,205 @@ check_tools_and_settings() {
 
 # ------------------------------------------------------------------------------------ build, package
 
-# Prints the Rust target the handler is built for: static musl when installed, else gnu.
-handler_target() {
+# The handler is always a static x86-64 Linux executable (target x86_64-unknown-linux-musl): the
+# image that runs custom handlers on Linux Consumption, and its glibc, are not public
+# (docs/platform.md §2, §7). It is built one of two ways, never as a glibc build:
+#   musl-gcc  on x86-64 Linux with musl's gcc wrapper (Debian/Ubuntu: musl-tools): aws-lc-sys, the
+#             TLS provider's C code, is compiled with it; rustc links its own static musl.
+#   zigbuild  everywhere else, and always on macOS: cargo-zigbuild, with zig as C compiler and
+#             linker, both from PyPI in .tools/venv (./deploy.sh --install-build-tools).
+# ISP_MONITOR_BUILD=musl-gcc|zigbuild picks one by hand.
+
+# Prints musl-gcc or zigbuild (see above).
+build_path() {
+  case ${ISP_MONITOR_BUILD:-} in
+    musl-gcc | zigbuild) echo "$ISP_MONITOR_BUILD" ;;
+    "") if host_builds_musl && musl_cc >/dev/null; then echo musl-gcc; else echo zigbuild; fi ;;
+    *) die "ISP_MONITOR_BUILD '$ISP_MONITOR_BUILD' must be musl-gcc or zigbuild, or unset to choose by platform: fix it" ;;
+  esac
+}
+
+# True on x86-64 Linux, the only host where musl-gcc compiles for the target.
+host_builds_musl() {
+  [[ $(uname -s) == Linux ]] || return 1
+  case $(uname -m) in x86_64 | amd64) return 0 ;; *) return 1 ;; esac
+}
+
+# Prints the musl C compiler wrapper on PATH, if any.
+musl_cc() {
+  command -v x86_64-linux-musl-gcc 2>/dev/null || command -v musl-gcc 2>/dev/null
+}
+
+musl_target_installed() {
   local sysroot
-  sysroot=$(rustc --print sysroot)
-  if [[ -d $sysroot/lib/rustlib/$MUSL_TARGET ]]; then
-    echo "$MUSL_TARGET"
-  elif [[ -d $sysroot/lib/rustlib/$GNU_TARGET ]]; then
-    echo "$GNU_TARGET"
-  else
-    return 1
+  sysroot=$(rustc --print sysroot 2>/dev/null) && [[ -d $sysroot/lib/rustlib/$MUSL_TARGET ]]
+}
+
+# PATH for the zig build: the project's .tools/venv first, where --install-build-tools puts
+# cargo-zigbuild and the ziglang module (cargo-zigbuild runs `python3 -m ziglang` when no `zig`
+# is on PATH).
+zig_path() {
+  printf '%s:%s' "$TOOLS_VENV/bin" "$PATH"
+}
+
+# Prints one line per tool the zig build lacks; nothing when it is complete.
+zig_tools_missing() {
+  PATH=$(zig_path) command -v cargo-zigbuild >/dev/null 2>&1 || echo cargo-zigbuild
+  PATH=$(zig_path) command -v zig >/dev/null 2>&1 ||
+    PATH=$(zig_path) python3 -c 'import ziglang' >/dev/null 2>&1 || echo zig
+}
+
+# The commands that give the zig build its tools, in one line.
+zig_install_commands() {
+  printf "./deploy.sh --install-build-tools (or by hand: python3 -m venv .tools/venv && .tools/venv/bin/pip install %s)" "$ZIG_PACKAGES"
+}
+
+# The command that installs musl-gcc here, or nothing when no package manager we know has it.
+musl_install_command() {
+  if command -v apt-get >/dev/null 2>&1; then
+    printf 'sudo apt-get install -y musl-tools'
+  elif command -v dnf >/dev/null 2>&1; then
+    printf 'sudo dnf install -y musl-gcc'
   fi
 }
 
-build_handler() {
-  local target glibc
-  target=$(handler_target) ||
-    die "no Rust target for Linux x86_64 is installed: run 'rustup target add $MUSL_TARGET' and ./deploy.sh again"
-  if [[ $target == "$GNU_TARGET" ]]; then
-    glibc=$(ldd --version 2>/dev/null | head -n1 | grep -oE '[0-9]+\.[0-9]+$' || echo unknown)
-    warn "building the handler for $GNU_TARGET: it needs a glibc at least as new as this machine's ($glibc), and the Linux Consumption image may be older, so the function could fail to start. For a static build run 'rustup target add $MUSL_TARGET' and deploy again."
+# Prints one line per problem with the build toolchain for this build path, each with the exact
+# commands for this OS; prints nothing when the build can start.
+build_problems() {
+  local path=$1 missing musl_cmd
+  if ! command -v cargo >/dev/null 2>&1 || ! command -v rustc >/dev/null 2>&1; then
+    echo "cargo and rustc are needed: install Rust from https://rustup.rs"
+    return 0
   fi
-  info "==> building the handler (release, $target)"
-  cargo build --release --locked --manifest-path "$ROOT/Cargo.toml" --target "$target" --bin handler ||
-    die "cargo build failed for $target (see above): fix the error$([[ $target == "$MUSL_TARGET" ]] && printf ' (C dependencies may need musl-tools: %s)' "$(install_hint musl-tools)") and run ./deploy.sh again"
-  HANDLER_BIN=$TARGET_DIR/$target/release/handler
-  [[ -x $HANDLER_BIN ]] || die "cargo reported success but $HANDLER_BIN is missing: run 'cargo build --release --target $target --bin handler' to see why"
+  if ! musl_target_installed; then
+    if command -v rustup >/dev/null 2>&1; then
+      echo "the Rust target $MUSL_TARGET is not installed: run 'rustup target add $MUSL_TARGET'"
+    else
+      echo "the Rust target $MUSL_TARGET is not installed and there is no rustup to add it: install Rust from https://rustup.rs, then run 'rustup target add $MUSL_TARGET'"
+    fi
+  fi
+  if [[ $path == musl-gcc ]]; then
+    host_builds_musl || echo "ISP_MONITOR_BUILD=musl-gcc needs an x86-64 Linux machine, this is $(uname -s) $(uname -m): unset it to build with zig"
+    if ! musl_cc >/dev/null; then
+      musl_cmd=$(musl_install_command)
+      [[ -z $musl_cmd ]] || musl_cmd="run '$musl_cmd', or "
+      echo "musl-gcc (x86_64-linux-musl-gcc) is not installed: ${musl_cmd}unset ISP_MONITOR_BUILD to build with zig"
+    fi
+    return 0
+  fi
+  missing=$(zig_tools_missing | tr '\n' ' ')
+  missing=${missing% }
+  [[ -n $missing ]] || return 0
+  musl_cmd=""
+  host_builds_musl && musl_cmd=$(musl_install_command)
+  [[ -z $musl_cmd ]] || musl_cmd="; or run '$musl_cmd' to build with musl-gcc instead"
+  echo "the zig build needs ${missing/ / and }: run $(zig_install_commands)${musl_cmd}"
+}
+
+# Stops before anything else happens when the build cannot start. Offers to install the zig build's
+# tools into .tools/venv when a person is at the terminal; never installs without asking.
+require_build_tools() {
+  local path problems answer
+  path=$(build_path)
+  problems=$(build_problems "$path")
+  if [[ -n $problems && $path == zigbuild && -t 0 && -t 2 ]] &&
+    [[ $(build_problems_without_zig "$problems") == "" ]]; then
+    read -r -p "The zig build needs $ZIG_PACKAGES from PyPI in .tools/venv. Install them now? [y/N] " answer
+    if [[ $answer == [yY]* ]]; then
+      install_build_tools
+      problems=$(build_problems "$path")
+    fi
+  fi
+  [[ -z $problems ]] || die "cannot build the handler ($path build): $(printf '%s' "$problems" | head -n1), then run ./deploy.sh again"
+  BUILD_PATH=$path
+}
+
+# The problem lines that the zig tools' install does not solve.
+build_problems_without_zig() {
+  printf '%s\n' "$1" | grep -v '^the zig build needs' || true
+}
+
+# ./deploy.sh --install-build-tools: the zig build's tools from PyPI into .tools/venv.
+install_build_tools() {
+  command -v python3 >/dev/null 2>&1 ||
+    die "python3 is not installed: $(if [[ $(uname -s) == Darwin ]]; then printf "run 'xcode-select --install'"; else printf "install it with '%s'" "$(install_hint python3)"; fi), then run ./deploy.sh --install-build-tools again"
+  info "==> installing $ZIG_PACKAGES from PyPI into $TOOLS_VENV"
+  if [[ ! -x $TOOLS_VENV/bin/python3 ]]; then
+    python3 -m venv "$TOOLS_VENV" ||
+      die "python3 could not create $TOOLS_VENV$(command -v apt-get >/dev/null 2>&1 && printf " (Debian/Ubuntu: run 'sudo apt-get install -y python3-venv')"): fix it and run ./deploy.sh --install-build-tools again"
+  fi
+  # shellcheck disable=SC2086 # ZIG_PACKAGES is a list of words
+  "$TOOLS_VENV/bin/python3" -m pip install --quiet --disable-pip-version-check $ZIG_PACKAGES ||
+    die "pip could not install $ZIG_PACKAGES into $TOOLS_VENV (see above): check the connection and run ./deploy.sh --install-build-tools again"
+  info "    cargo-zigbuild and zig are in $TOOLS_VENV"
+}
+
+# Builds the static handler into HANDLER_BIN, through BUILD_PATH (set by require_build_tools).
+build_handler() {
+  local cc cargo_cmd
+  info "==> building the handler (release, $MUSL_TARGET, $BUILD_PATH; a first build takes several minutes)"
+  if [[ $BUILD_PATH == musl-gcc ]]; then
+    cc=$(musl_cc)
+    # cc-rs reads the C compiler for the target from CC_<target> (docs/platform.md §7).
+    cargo_cmd="cargo build"
+    CC_x86_64_unknown_linux_musl=$cc cargo build --release --locked --manifest-path "$ROOT/Cargo.toml" \
+      --target "$MUSL_TARGET" --bin handler ||
+      die "cargo build failed for $MUSL_TARGET with $cc (see above): fix the error and run ./deploy.sh again"
+  else
+    cargo_cmd="cargo-zigbuild build"
+    PATH=$(zig_path) cargo-zigbuild build --release --locked --manifest-path "$ROOT/Cargo.toml" \
+      --target "$MUSL_TARGET" --bin handler ||
+      die "cargo-zigbuild failed for $MUSL_TARGET (see above): fix the error and run ./deploy.sh again"
+  fi
+  HANDLER_BIN=$TARGET_DIR/$MUSL_TARGET/release/handler
+  [[ -f $HANDLER_BIN ]] || die "the build reported success but $HANDLER_BIN is missing: run '$cargo_cmd --release --target $MUSL_TARGET --bin handler' to see why"
+  check_static_x86_64 "$HANDLER_BIN"
+}
+
+# elf_uint FILE OFFSET SIZE: the little-endian unsigned integer of SIZE bytes at OFFSET (od is in
+# POSIX, so this reads the same on macOS and Linux).
+elf_uint() {
+  local bytes=() i value=0
+  # shellcheck disable=SC2207 # od prints plain numbers
+  bytes=($(od -A n -v -t u1 -j "$2" -N "$3" "$1" 2>/dev/null))
+  ((${#bytes[@]} == $3)) || return 1
+  for ((i = $3 - 1; i >= 0; i--)); do
+    value=$((value * 256 + bytes[i]))
+  done
+  echo "$value"
+}
+
+# Refuses anything but a static x86-64 Linux ELF executable: ELF64 little-endian, machine x86-64,
+# no program interpreter (PT_INTERP) and no shared library (DT_NEEDED). Each refusal names the fix.
+check_static_x86_64() {
+  local f=$1 magic machine phoff phentsize phnum i ph type dyn_off dyn_size j tag
+  local fix="the package must hold a static x86-64 Linux executable; build with ./deploy.sh --package and see docs/deploy.md"
+  magic=$(od -A n -v -t x1 -N 6 "$f" 2>/dev/null | tr -d ' \n')
+  [[ $magic == 7f454c460201 ]] || die "$f is not a 64-bit little-endian ELF file (a Linux executable): $fix"
+  machine=$(elf_uint "$f" 18 2) || die "$f is truncated: $fix"
+  ((machine == 62)) || die "$f is built for ELF machine $machine, not x86-64 (62): Azure Functions on Linux Consumption runs x86-64 only; $fix"
+  if ! { phoff=$(elf_uint "$f" 32 8) && phentsize=$(elf_uint "$f" 54 2) && phnum=$(elf_uint "$f" 56 2); }; then
+    die "$f is truncated: $fix"
+  fi
+  dyn_off="" dyn_size=0
+  for ((i = 0; i < phnum; i++)); do
+    ph=$((phoff + i * phentsize))
+    type=$(elf_uint "$f" "$ph" 4) || die "$f is truncated: $fix"
+    case $type in
+      3) die "$f needs a program interpreter (it is dynamically linked, e.g. against glibc): $fix" ;;
+      2)
+        if ! { dyn_off=$(elf_uint "$f" $((ph + 8)) 8) && dyn_size=$(elf_uint "$f" $((ph + 32)) 8); }; then
+          die "$f is truncated: $fix"
+        fi
+        ;;
+    esac
+  done
+  [[ -n $dyn_off ]] || return 0
+  for ((j = 0; j < dyn_size / 16; j++)); do
+    tag=$(elf_uint "$f" $((dyn_off + j * 16)) 8) || die "$f is truncated: $fix"
+    ((tag != 0)) || break
+    ((tag != 1)) || die "$f needs shared libraries (DT_NEEDED): $fix"
+  done
 }
 
 # Zips host.json, Ping/function.json and the handler (mode 755) into $PACKAGE.
@@ -593,6 +780,17 @@ run_what_if() {
   az deployment group what-if "${args[@]}" --only-show-errors 2>"$WORK/az.err" || az_die "what-if"
 }
 
+run_package() {
+  require_cmd jq
+  require_cmd zip
+  prepare package
+  require_build_tools
+  build_handler
+  package_app
+  info "==> wrote the package ($(du -k "$PACKAGE" | cut -f1) KB):"
+  printf '%s\n' "$PACKAGE"
+}
+
 run_deploy() {
   require_az
   require_cmd jq
@@ -603,6 +801,7 @@ run_deploy() {
   prepare deploy
   ask_alert_email
   require_settings
+  require_build_tools
   require_login
   info "==> deploying to resource group $AZURE_RESOURCE_GROUP ($AZURE_LOCATION), subscription '$(jq -r '.name' "$WORK/account.json")'"
   build_handler
@@ -625,6 +824,8 @@ main() {
     --check) run_check ;;
     --what-if) run_what_if ;;
     --test-alert) run_test_alert ;;
+    --package) run_package ;;
+    --install-build-tools) install_build_tools ;;
     -h | --help) usage ;;
     *) die "unknown option '$1': run ./deploy.sh --help" ;;
   esac

@@ -29,3 +29,23 @@ fi
 if [[ -x tests/azcli/install.sh ]]; then
   tests/azcli/install.sh
 fi
+
+# The package tests (tests/scripts/package-build.bats) build the handler both ways deploy.sh can
+# (docs/deploy.md, "How the handler is built"): Debian's musl-tools for musl-gcc, the Rust target
+# x86_64-unknown-linux-musl, and cargo-zigbuild + zig (PyPI) in .tools/venv, installed by the
+# same command a user runs.
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+if ! command -v x86_64-linux-musl-gcc >/dev/null 2>&1; then
+  echo "installing Debian packages: musl-tools"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null
+fi
+if [[ ! -d $(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-musl ]]; then
+  command -v rustup >/dev/null 2>&1 || { echo "install-tools.sh: rustup is needed to add the Rust target x86_64-unknown-linux-musl (https://rustup.rs)" >&2; exit 1; }
+  rustup target add x86_64-unknown-linux-musl
+fi
+if [[ ! -x .tools/venv/bin/cargo-zigbuild ]] || ! .tools/venv/bin/python3 -c 'import ziglang' 2>/dev/null; then
+  ./deploy.sh --install-build-tools
+fi

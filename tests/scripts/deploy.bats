@@ -78,7 +78,7 @@ assert_env_not_written() {
   # The packaged files are the repository's own.
   unzip -p "$AZ_STUB_STATE/uploaded.zip" host.json | cmp - "$REPO/host.json"
   unzip -p "$AZ_STUB_STATE/uploaded.zip" Ping/function.json | cmp - "$REPO/Ping/function.json"
-  unzip -p "$AZ_STUB_STATE/uploaded.zip" handler | cmp - "$(type -P true)"
+  unzip -p "$AZ_STUB_STATE/uploaded.zip" handler | cmp - "$REPO/target/x86_64-unknown-linux-musl/release/handler"
 }
 
 @test "deploy: the parameters come from .env, in a file, with ints as numbers and unset ones left out" {
@@ -247,15 +247,6 @@ assert_env_not_written() {
   [ "$(jq -r .parameters.namePrefix.value "$AZ_STUB_STATE/parameters.json")" = fromenv ]
 }
 
-@test "deploy: without the musl target it builds for gnu and warns about the platform's glibc" {
-  use_keygate
-  rmdir "$STUB_SYSROOT/lib/rustlib/x86_64-unknown-linux-musl"
-  run "$REPO/deploy.sh"
-  [ "$status" -eq 0 ]
-  [[ $output == *"warning: building the handler for x86_64-unknown-linux-gnu"*"glibc"*"rustup target add x86_64-unknown-linux-musl"* ]]
-  calls "cargo build" | grep -q -- '--target x86_64-unknown-linux-gnu --bin handler'
-}
-
 # ------------------------------------------------------------------------------------------ --check
 
 @test "--check: all good: reports each check, exits 0, calls only read-only az commands, changes nothing" {
@@ -265,6 +256,7 @@ assert_env_not_written() {
   [ "$status" -eq 0 ]
   [[ $output == *"ok    logged in to Azure, subscription 'Stand-in Subscription'"* ]]
   [[ $output == *"ok    Rust target x86_64-unknown-linux-musl installed"* ]]
+  [[ $output == *"ok    build path: musl-gcc ($STUBS/x86_64-linux-musl-gcc) for a static x86_64-unknown-linux-musl handler"* ]]
   [[ $output == *"ok    az extension application-insights installed"* ]]
   [[ $output == *"ok    resource group isp-monitor exists"* ]]
   [[ $output == *"All checks passed"* ]]
@@ -284,9 +276,9 @@ assert_env_not_written() {
   [[ $output == *"FAIL  ALERT_EMAIL 'not-an-email' is not an email address"* ]]
   [[ $output == *"FAIL  NAME_PREFIX 'Bad_Prefix' must be"* ]]
   [[ $output == *"FAIL  SILENCE_EVALUATION_MINUTES 7 must be a 1, 5, 10 or 15"* ]]
-  [[ $output == *"warn  Rust target x86_64-unknown-linux-musl missing"* ]]
+  [[ $output == *"FAIL  the Rust target x86_64-unknown-linux-musl is not installed"*"rustup target add x86_64-unknown-linux-musl"* ]]
   [[ $output == *"warn  az extension application-insights missing (the log queries need it): run 'az extension add -n application-insights'"* ]]
-  [[ ${lines[${#lines[@]} - 1]} == "deploy.sh: 4 problem(s) found: fix them and run ./deploy.sh --check again" ]]
+  [[ ${lines[${#lines[@]} - 1]} == "deploy.sh: 5 problem(s) found: fix them and run ./deploy.sh --check again" ]]
   [ -z "$(calls cargo)" ]
 }
 
@@ -517,11 +509,12 @@ assert_env_not_written() {
   assert_failed_with "line 2 of $REPO/.env is not KEY=VALUE"
 }
 
-@test "fails: no Rust target for Linux x86_64 says which to add" {
-  rm -r "$STUB_SYSROOT/lib/rustlib"
+@test "fails: without the musl target it says which to add, before any az call, and never builds for glibc" {
+  rmdir "$STUB_SYSROOT/lib/rustlib/x86_64-unknown-linux-musl"
   run "$REPO/deploy.sh"
   assert_failed_with "rustup target add x86_64-unknown-linux-musl"
-  [ -z "$(calls 'group create')" ]
+  [ -z "$(calls 'az ')" ]
+  [ -z "$(calls cargo)" ]
 }
 
 @test "fails: a compile error stops before Azure is touched" {

@@ -42,7 +42,7 @@ common_setup() {
 
   STUBS=$BATS_TEST_TMPDIR/bin
   mkdir -p "$STUBS"
-  ln -s "$STAND_INS/az" "$STAND_INS/cargo" "$STAND_INS/rustc" "$STUBS/"
+  ln -s "$STAND_INS/az" "$STAND_INS/cargo" "$STAND_INS/rustc" "$STAND_INS/cargo-zigbuild" "$STAND_INS/x86_64-linux-musl-gcc" "$STUBS/"
   export PATH=$STUBS:$COMPAT_PATH$SYSTEM_PATH
   # A fake Rust sysroot with both Linux targets installed; tests remove one to change that.
   export STUB_SYSROOT=$BATS_TEST_TMPDIR/sysroot
@@ -77,7 +77,7 @@ write_env() {
 # readonly array local to it.)
 TOOLS=(awk basename bash cat chmod cmp cp curl cut date dirname env find git grep head
   hostname id jq kill ldd ln ls mkdir mktemp mv perl printf rm sed sh sleep sort stat tail tee
-  timeout tmux touch tr true uname unzip wc zip zipinfo)
+  timeout tmux touch tr true uname unzip wc zip zipinfo od du readlink)
 
 # hide_command CMD...: PATH becomes the stand-ins plus a directory of links to TOOLS, both without
 # CMD. Each call starts again from the full set.
@@ -89,7 +89,7 @@ hide_command() {
   for cmd in "${TOOLS[@]}"; do
     path=$(type -P "$cmd") && ln -s "$path" "$dir/$cmd"
   done
-  ln -sf "$STAND_INS/az" "$STAND_INS/cargo" "$STAND_INS/rustc" "$STUBS/"
+  ln -sf "$STAND_INS/az" "$STAND_INS/cargo" "$STAND_INS/rustc" "$STAND_INS/cargo-zigbuild" "$STAND_INS/x86_64-linux-musl-gcc" "$STUBS/"
   for cmd in "$@"; do
     rm -f "$dir/$cmd" "$STUBS/$cmd"
   done

@@ -14,9 +14,23 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The `handler` binary cargo built for this test run.
+/// The `handler` binary under test: the one cargo built for this run or, when
+/// `ISP_MONITOR_TEST_HANDLER` names a file, that one (the package tests point it at the binary
+/// taken out of the deployment zip; the benchmark at a musl or glibc build).
 pub fn handler_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_handler"))
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| match std::env::var_os("ISP_MONITOR_TEST_HANDLER") {
+        Some(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "ISP_MONITOR_TEST_HANDLER={} is not a file",
+                path.display()
+            );
+            path
+        }
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_handler")),
+    })
 }
 
 /// The `heartbeat-agent` binary cargo built for this test run.
