@@ -94,6 +94,10 @@ def test_checkov_parses_and_passes(checkov_main):
     assert result["parsing"] == 0, checkov_main.stdout[-3000:]
     assert result["passed"] > 0, checkov_main.stdout[-3000:]
     assert result["failed"] == 0 and checkov_main.returncode == 0, checkov_main.stdout[-5000:]
+    # Every file with a storage account or a function app was scanned (checkov names each file it checked).
+    for path in BICEP_FILES:
+        if re.search(r"Microsoft\.(Storage/storageAccounts|Web/sites)@", path.read_text(encoding="utf-8")):
+            assert f"File: /{path.relative_to(MAIN_BICEP.parent)}:" in checkov_main.stdout, path.name
 
 
 def test_every_checkov_suppression_gives_a_reason():
