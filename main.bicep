@@ -77,7 +77,7 @@ param tags object = {}
 // flex (they have safe defaults); currentPackageUrl only on Consumption, never on Flex (Flex keeps its
 // package in the deployment container, and the Flex module takes no such setting; docs/platform.md §10).
 
-@description('Optional. Where the handler runs: \'consumption\' (Linux Consumption, Y1: free monthly grant; legacy, retired 30 Sep 2028) or \'flex\' (Flex Consumption, FC1: its successor). Changing it for an existing deployment creates a second app; see docs/deploy.md for moving.')
+@description('Optional. Where the handler runs: \'consumption\' (Linux Consumption, Y1: free monthly grant; legacy, retired 30 Sep 2028) or \'flex\' (Flex Consumption, FC1: its successor). Both plans use the same resource names, so an existing app cannot switch in place (deploy.sh refuses): deploy the other plan with another namePrefix or resource group; docs/deploy.md explains moving.')
 @allowed([
   'consumption'
   'flex'
