@@ -179,7 +179,7 @@ require_login() {
 # Reads the function app the last deployment made (its functionAppName output) into EXISTING_APP,
 # and the plan it runs on into EXISTING_PLAN (consumption, flex or other) and EXISTING_SKU. No
 # deployment or app yet: all empty. The plan comes from the site itself, as az reads it (`sku`
-# Dynamic or FlexConsumption, docs/platform.md §10); a site that reports none falls back to the
+# Dynamic or FlexConsumption, docs/platform.md §11); a site that reports none falls back to the
 # last deployment's hostingPlan output.
 read_existing_app() {
   local app
@@ -246,7 +246,7 @@ refuse_plan_flip() {
 # a SAS URL), so the template run can pass it back as currentPackageUrl. A template deployment
 # replaces every app setting (docs/platform.md §7), and without it the app would have no package
 # until the upload that follows. Linux Consumption only: a Flex Consumption app keeps its package in
-# its deployment container and refuses WEBSITE_RUN_FROM_PACKAGE (docs/platform.md §10). Needs
+# its deployment container and refuses WEBSITE_RUN_FROM_PACKAGE (docs/platform.md §11). Needs
 # read_existing_app first; no app yet: empty.
 read_current_package() {
   CURRENT_PACKAGE=
@@ -649,7 +649,7 @@ check_url() {
     die "the deployment returned '$url', which is not an https URL: check main.bicep's heartbeatUrl output"
 }
 
-# The same az command takes both plans' path (azure-cli reads the plan itself, docs/platform.md §10):
+# The same az command takes both plans' path (azure-cli reads the plan itself, docs/platform.md §11):
 # on Linux Consumption it puts the zip in blob storage and points WEBSITE_RUN_FROM_PACKAGE at it; on
 # Flex Consumption it POSTs the zip to the app's /api/publish (into the deployment container), waits
 # for the deployment to finish and a minute more for the trigger sync.
