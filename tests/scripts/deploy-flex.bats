@@ -217,6 +217,12 @@ set_plan() {
   create() {
     az deployment group create -g rg -n isp-monitor --template-file "$REPO/main.bicep" --parameters "$(params "$@")" -o json
   }
+  # A parameter the template does not declare is refused, as ARM does.
+  jq -n '{parameters: {alertEmail: {value: "me@example.com"}, hostingPlanx: {value: "flex"}}}' >"$BATS_TEST_TMPDIR/typo.json"
+  run az deployment group create -g rg -n isp-monitor --template-file "$REPO/main.bicep" --parameters "@$BATS_TEST_TMPDIR/typo.json" -o json
+  [ "$status" -eq 1 ]
+  [[ $output == *"The template parameters 'hostingPlanx' in the parameters file are not valid"*"alertEmail, "* ]]
+  [ ! -e "$AZ_STUB_STATE/plan" ]
   # A value outside the template's @allowed list is refused.
   run create flx
   [ "$status" -eq 1 ]
