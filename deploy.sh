@@ -205,8 +205,9 @@ read_existing_app() {
   esac
 }
 
-# Stops when the existing app runs on another plan than HOSTING_PLAN: a template run cannot move a
-# site between Linux Consumption and Flex Consumption, and deploy.sh never tries (docs/deploy.md).
+# Prints why deploy.sh must stop when the existing app runs on another plan than HOSTING_PLAN (a
+# template run cannot move a site between Linux Consumption and Flex Consumption, and deploy.sh never
+# tries: docs/deploy.md); prints nothing when the plans agree or there is no app.
 plan_flip_problem() {
   [[ -n $EXISTING_APP ]] || return 0
   if [[ -z $EXISTING_PLAN ]]; then
@@ -246,7 +247,7 @@ refuse_plan_flip() {
 # a SAS URL), so the template run can pass it back as currentPackageUrl. A template deployment
 # replaces every app setting (docs/platform.md §7), and without it the app would have no package
 # until the upload that follows. Linux Consumption only: a Flex Consumption app keeps its package in
-# its deployment container and refuses WEBSITE_RUN_FROM_PACKAGE (docs/platform.md §11). Needs
+# its deployment container and does not support WEBSITE_RUN_FROM_PACKAGE (docs/platform.md §11). Needs
 # read_existing_app first; no app yet: empty.
 read_current_package() {
   CURRENT_PACKAGE=
