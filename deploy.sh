@@ -205,9 +205,10 @@ read_existing_app() {
   esac
 }
 
-# Prints why deploy.sh must stop when the existing app runs on another plan than HOSTING_PLAN (a
-# template run cannot move a site between Linux Consumption and Flex Consumption, and deploy.sh never
-# tries: docs/deploy.md); prints nothing when the plans agree or there is no app.
+# Prints why deploy.sh must stop when the existing app runs on another plan than HOSTING_PLAN
+# (moving a site between Linux Consumption and Flex Consumption is a migration, not a template
+# re-run: docs/deploy.md, "Moving to Flex Consumption"); prints nothing when the plans agree or
+# there is no app.
 plan_flip_problem() {
   [[ -n $EXISTING_APP ]] || return 0
   if [[ -z $EXISTING_PLAN ]]; then
