@@ -1,5 +1,5 @@
 metadata name = 'ISP Monitor'
-metadata description = 'The Azure side of ISP Monitor: the custom handler on a Linux Consumption (Y1) function app, Application Insights on a Log Analytics workspace, per-device silence alerts (fired and resolved per device), reminders while a device stays silent, an email per reported outage, and a workbook. Queries live in queries/*.kql (loaded verbatim; see docs/queries.md).'
+metadata description = 'The Azure side of ISP Monitor, composed of the modules in infra/: the custom handler on a Linux Consumption (Y1, the default) or Flex Consumption (FC1) function app, Application Insights on a Log Analytics workspace, per-device silence alerts (fired and resolved per device), reminders while a device stays silent, an email per reported outage, and a workbook. Queries live in queries/*.kql (loaded verbatim; see docs/queries.md).'
 
 // ============ //
 //  Parameters  //
@@ -73,7 +73,36 @@ param retentionInDays int = 30
 @description('Optional. Tags for every resource.')
 param tags object = {}
 
-@description('Optional. The function app\'s current WEBSITE_RUN_FROM_PACKAGE value (the package URL the zip deployment set), passed back by deploy.sh so that re-running the template never leaves the app without its package: a template deployment replaces every app setting (docs/platform.md §7). Empty: the setting is not written (first deployment). Secure because the URL carries a SAS token.')
+// What deploy.sh passes (from .env): hostingPlan from HOSTING_PLAN; flex* only when the plan is
+// flex (they have safe defaults); currentPackageUrl only on Consumption, never on Flex (Flex keeps its
+// package in the deployment container, and the Flex module takes no such setting; docs/platform.md §10).
+
+@description('Optional. Where the handler runs: \'consumption\' (Linux Consumption, Y1: free monthly grant; legacy, retired 30 Sep 2028) or \'flex\' (Flex Consumption, FC1: its successor). Changing it for an existing deployment creates a second app; see docs/deploy.md for moving.')
+@allowed([
+  'consumption'
+  'flex'
+])
+param hostingPlan string = 'consumption'
+
+@description('Optional. Flex only: memory of each instance in MB. 512, the smallest, is the cheapest: every execution bills at least 1 s of it (docs/platform.md §10).')
+@allowed([
+  512
+  2048
+  4096
+])
+param flexInstanceMemoryMB int = 512
+
+@description('Optional. Flex only: the most instances the app scales out to (bounds the cost of a flood; docs/platform.md §10).')
+@minValue(40)
+@maxValue(1000)
+param flexMaximumInstanceCount int = 40
+
+@description('Optional. Flex only: always-ready instances (no cold start; each billed all month, about $5.18 at 512 MB, and without free grant; docs/platform.md §10). 0: none.')
+@minValue(0)
+@maxValue(10)
+param flexAlwaysReadyInstances int = 0
+
+@description('Optional. Consumption only: the function app\'s current WEBSITE_RUN_FROM_PACKAGE value (the package URL the zip deployment set), passed back by deploy.sh so that re-running the template never leaves the app without its package: a template deployment replaces every app setting (docs/platform.md §7). Empty: the setting is not written (first deployment). Ignored on Flex. Secure because the URL carries a SAS token.')
 @secure()
 param currentPackageUrl string = ''
 
@@ -111,15 +140,7 @@ var outageReportQuery = replace(loadTextContent('queries/outage-report.kql'), ou
 // connection that flaps within minutes does not send Resolved and Fired again and again.
 var resolveMinutes = max(silenceEvaluationMinutes, 10)
 
-// Re-running the template replaces every app setting: the package URL goes back in when there is one.
-var packageSettings = empty(currentPackageUrl) ? [] : [
-  {
-    name: 'WEBSITE_RUN_FROM_PACKAGE'
-    value: currentPackageUrl
-  }
-]
-
-var storageConnectionString = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
+var isFlex = hostingPlan == 'flex'
 
 // The alert rules: infra/alerts.bicep deploys one log search alert rule (scheduledQueryRules,
 // API 2023-12-01) per object whose `deploy` is true. To add a rule, append an object. Every field
@@ -269,148 +290,43 @@ var workbookPanels = [
 //  Resources   //
 // ============ //
 
-resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
-  name: '${namePrefix}-log-${suffix}'
-  location: location
-  tags: tags
-  properties: {
-    sku: {
-      name: 'PerGB2018'
-    }
+module monitoring 'infra/monitoring.bicep' = {
+  name: '${namePrefix}-monitoring'
+  params: {
+    location: location
+    tags: tags
+    workspaceName: '${namePrefix}-log-${suffix}'
+    appInsightsName: '${namePrefix}-appi-${suffix}'
     retentionInDays: retentionInDays
   }
 }
 
-resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
-  name: '${namePrefix}-appi-${suffix}'
-  location: location
-  tags: tags
-  kind: 'web'
-  properties: {
-    Application_Type: 'web'
-    WorkspaceResourceId: workspace.id
-    IngestionMode: 'LogAnalytics'
-    // The exporter (opentelemetry-application-insights) authenticates with the instrumentation key
-    // only; Entra-only ingestion (DisableLocalAuth) would drop every heartbeat.
-    DisableLocalAuth: false
+// One of the two hosting modules is deployed; both have the same outputs.
+module hostingConsumption 'infra/hosting-consumption.bicep' = if (!isFlex) {
+  name: '${namePrefix}-hosting-consumption'
+  params: {
+    location: location
+    tags: tags
+    appName: appName
+    planName: '${namePrefix}-plan-${suffix}'
+    storageName: storageName
+    appInsightsName: monitoring.outputs.appInsightsName
+    currentPackageUrl: currentPackageUrl
   }
 }
 
-resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_43: the name is computed (lower-cased prefix without hyphens + uniqueString, cut to 24), which checkov cannot evaluate; tests/infra asserts the expression.
-  name: storageName
-  location: location
-  tags: tags
-  kind: 'StorageV2'
-  sku: {
-    // checkov:skip=CKV_AZURE_206: locally redundant storage is enough for the Functions host's own files, which a redeployment recreates; no user data lives here.
-    name: 'Standard_LRS'
-  }
-  properties: {
-    minimumTlsVersion: 'TLS1_2'
-    supportsHttpsTrafficOnly: true
-    allowBlobPublicAccess: false
-    allowSharedKeyAccess: true
-    allowCrossTenantReplication: false
-    defaultToOAuthAuthentication: true
-    // checkov:skip=CKV_AZURE_59: Linux Consumption (Y1) cannot join a virtual network, so its host reaches storage over the public endpoint (with the account key, HTTPS only).
-    publicNetworkAccess: 'Enabled'
-    networkAcls: {
-      // checkov:skip=CKV_AZURE_35: same reason as CKV_AZURE_59: a deny-by-default firewall would lock the Y1 host out of its own storage.
-      bypass: 'AzureServices'
-      defaultAction: 'Allow'
-    }
-    encryption: {
-      keySource: 'Microsoft.Storage'
-      requireInfrastructureEncryption: true
-      services: {
-        blob: {
-          enabled: true
-        }
-        file: {
-          enabled: true
-        }
-      }
-    }
-  }
-}
-
-resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  name: '${namePrefix}-plan-${suffix}'
-  location: location
-  tags: tags
-  kind: 'functionapp'
-  sku: {
-    // checkov:skip=CKV_AZURE_225: zone redundancy is not available on the Consumption plan; Y1 is chosen for its free monthly grant.
-    name: 'Y1'
-    tier: 'Dynamic'
-  }
-  properties: {
-    reserved: true
-  }
-}
-
-resource app 'Microsoft.Web/sites@2024-04-01' = {
-  name: appName
-  location: location
-  tags: tags
-  kind: 'functionapp,linux'
-  identity: {
-    type: 'SystemAssigned'
-  }
-  properties: {
-    // checkov:skip=CKV_AZURE_212: Consumption scales instances on demand; a minimum instance count does not exist on Y1.
-    // checkov:skip=CKV_AZURE_213: App Service health check is not available on Consumption; the Functions host probes the handler (GET /) itself.
-    // checkov:skip=CKV_AZURE_222: agents on home connections post heartbeats over the internet: public access is the product.
-    serverFarmId: plan.id
-    reserved: true
-    httpsOnly: true
-    // checkov:skip=CKV_AZURE_17: agents on home networks have no client certificates to present.
-    clientCertEnabled: false
-    siteConfig: {
-      // Custom handlers on Linux Consumption: no language stack.
-      linuxFxVersion: ''
-      ftpsState: 'Disabled'
-      minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      http20Enabled: true
-      remoteDebuggingEnabled: false
-      appSettings: concat([
-        {
-          name: 'AzureWebJobsStorage'
-          value: storageConnectionString
-        }
-        {
-          // Y1 needs key-based Azure Files for its content share (no managed-identity option).
-          name: 'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING'
-          value: storageConnectionString
-        }
-        {
-          name: 'WEBSITE_CONTENTSHARE'
-          value: toLower(appName)
-        }
-        {
-          name: 'FUNCTIONS_EXTENSION_VERSION'
-          value: '~4'
-        }
-        {
-          name: 'FUNCTIONS_WORKER_RUNTIME'
-          value: 'custom'
-        }
-        {
-          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-          value: appInsights.properties.ConnectionString
-        }
-      ], packageSettings)
-    }
-  }
-}
-
-resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
-  parent: app
-  name: 'ftp'
-  properties: {
-    allow: false
+module hostingFlex 'infra/hosting-flex.bicep' = if (isFlex) {
+  name: '${namePrefix}-hosting-flex'
+  params: {
+    location: location
+    tags: tags
+    appName: appName
+    planName: '${namePrefix}-plan-${suffix}'
+    storageName: storageName
+    appInsightsName: monitoring.outputs.appInsightsName
+    instanceMemoryMB: flexInstanceMemoryMB
+    maximumInstanceCount: flexMaximumInstanceCount
+    alwaysReadyInstances: flexAlwaysReadyInstances
   }
 }
 
@@ -425,7 +341,7 @@ module alerts 'infra/alerts.bicep' = {
     smsCountryCode: smsCountryCode
     smsPhoneNumber: smsPhoneNumber
     alertWebhookUrl: alertWebhookUrl
-    scopeId: appInsights.id
+    scopeId: monitoring.outputs.appInsightsId
     rules: alertRules
   }
 }
@@ -437,7 +353,7 @@ module workbook 'infra/workbook.bicep' = {
     tags: tags
     name: guid(resourceGroup().id, namePrefix, 'isp-monitor-workbook')
     displayName: 'ISP Monitor (${namePrefix})'
-    appInsightsId: appInsights.id
+    appInsightsId: monitoring.outputs.appInsightsId
     introMarkdown: workbookIntro
     panels: workbookPanels
   }
@@ -448,19 +364,22 @@ module workbook 'infra/workbook.bicep' = {
 // ============ //
 
 @description('The name of the function app (deploy the handler package to it).')
-output functionAppName string = app.name
+output functionAppName string = isFlex ? hostingFlex!.outputs.functionAppName : hostingConsumption!.outputs.functionAppName
 
 @description('The heartbeat URL agents POST to.')
-output heartbeatUrl string = 'https://${app.properties.defaultHostName}/api/ping'
+output heartbeatUrl string = isFlex ? hostingFlex!.outputs.heartbeatUrl : hostingConsumption!.outputs.heartbeatUrl
 
 @description('The name of the Application Insights component that holds the telemetry.')
-output appInsightsName string = appInsights.name
+output appInsightsName string = monitoring.outputs.appInsightsName
 
 @description('The name of the Log Analytics workspace behind Application Insights.')
-output workspaceName string = workspace.name
+output workspaceName string = monitoring.outputs.workspaceName
 
 @description('The resource ID of the workbook (dashboard).')
 output workbookId string = workbook.outputs.workbookId
 
 @description('The names of the alert rules (the reminder rule is absent when reminderMinutes is 0).')
 output alertRuleNames array = alerts.outputs.ruleNames
+
+@description('The hosting plan the function app runs on: consumption or flex.')
+output hostingPlan string = hostingPlan

@@ -28,8 +28,6 @@ from pycep import BicepParser
 INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The accessor chains an interpolation may hold: a.b.c, a[0].b, f().b, a.listKeys().keys[0].value
-CHAIN = re.compile(r"^[A-Za-z_]\w*(?:\(\))?(?:\.\w+(?:\(\))?|\[\d+\])*$")
-CHAIN_PART = re.compile(r"\.?(\w+)(\(\))?|\[(\d+)\]")
 LOOP_KEYS = {"loop_type", "condition", "config"}
 
 
@@ -41,22 +39,47 @@ class BicepError(Exception):
     """Something Bicep or Resource Manager would refuse: a wrong module parameter, a missing property."""
 
 
-_PARSED: dict[Path, dict[str, Any]] = {}
+_PARSED: dict[tuple[Path, str], dict[str, Any]] = {}
+_EXPRESSIONS: dict[str, Any] = {}
+_PARSER: list[BicepParser] = []
+
+
+def _parser() -> BicepParser:
+    """One pycep parser for the session (building its Lark grammar is the slow part)."""
+    if not _PARSER:
+        _PARSER.append(BicepParser())
+    return _PARSER[0]
+
+
+def _expression(text: str) -> Any:
+    """An expression's parse tree, from pycep (as the value of a one-line variable)."""
+    if text not in _EXPRESSIONS:
+        try:
+            parsed = _parser().parse(text=f"var x = {text}\n")
+        except Exception as error:  # pycep raises lark's errors
+            raise Unsupported(f"expression {text!r}: {error}") from None
+        if not parsed or "x" not in parsed.get("variables", {}):
+            raise Unsupported(f"expression {text!r}")
+        _EXPRESSIONS[text] = parsed["variables"]["x"]["value"]
+    return _EXPRESSIONS[text]
 
 
 def parse(path: Path) -> dict[str, Any]:
+    """A file's parse tree (cached by its path and text)."""
     path = path.resolve()
-    if path not in _PARSED:
-        if not path.is_file():
-            raise BicepError(f"module file {path} does not exist")
-        parsed = BicepParser().parse(file_path=path)
+    if not path.is_file():
+        raise BicepError(f"module file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    key = (path, text)
+    if key not in _PARSED:
+        parsed = _parser().parse(text=text)
         if not parsed:
             raise BicepError(f"pycep could not parse {path}")
         for part in ("parameters", "variables", "resources", "modules", "outputs"):
             parsed.setdefault(part, {})
         _check_literals(path, parsed)
-        _PARSED[path] = parsed
-    return _PARSED[path]
+        _PARSED[key] = parsed
+    return _PARSED[key]
 
 
 def _check_literals(path: Path, parsed: dict[str, Any]) -> None:
@@ -116,7 +139,7 @@ class Template:
         for name, spec in declared.items():
             if name in given:
                 values[name] = given[name]
-            elif "default" in spec:
+            elif spec.get("default") is not None:  # pycep gives a parameter without default `None`
                 values[name] = Lazy(spec["default"], self)
             else:
                 raise BicepError(f"{self.where}: required parameter {name} is not given")
@@ -199,8 +222,12 @@ class Template:
         return out
 
     def module(self, symbol: str) -> "Template":
-        (only,) = self.modules(symbol)
-        return only
+        """The one instance of a module; reading a module that is not deployed (a false condition)
+        is an error, as it is for Resource Manager."""
+        instances = self.modules(symbol)
+        if len(instances) != 1:
+            raise BicepError(f"{self.where}: module {symbol} has {len(instances)} deployed instances, not one")
+        return instances[0]
 
     def deployment(self) -> list["Deployed"]:
         """Every resource this template deploys, modules followed and loops expanded, in file order."""
@@ -277,6 +304,9 @@ class Template:
             if loop.get("condition") is None or scope._truth(loop["condition"]):
                 yield scope
 
+    def _known(self, text: str) -> bool:
+        return text in self.locals or text in self.params or text in self.parsed["variables"]
+
     def _name(self, text: str) -> Any:
         if text in self.locals:
             return self.locals[text]
@@ -288,10 +318,8 @@ class Template:
 
     def _string(self, text: str) -> Any:
         if IDENTIFIER.match(text):
-            try:
-                return self._name(text)
-            except KeyError:
-                return text  # a literal that looks like a name ('LogAlert', 'device', ...)
+            # A literal that looks like a name ('LogAlert', 'device', ...) stays itself.
+            return self._name(text) if self._known(text) else text
 
         def interpolate(match: re.Match[str]) -> str:
             inner = match.group(1).strip()
@@ -307,38 +335,14 @@ class Template:
         return INTERPOLATION.sub(interpolate, text)
 
     def _chain(self, inner: str) -> Any:
-        """An interpolated accessor chain (pycep leaves interpolations as text)."""
+        """An interpolated expression (pycep leaves `${...}` as text): parsed on its own, then evaluated."""
         if IDENTIFIER.match(inner):
             if inner in self.parsed["resources"] or inner in self.parsed["modules"]:
                 raise BicepError(f"{self.where}: interpolation of the resource {inner}")
-            try:
-                return self._name(inner)
-            except KeyError:
-                raise BicepError(f"{self.where}: ${{{inner}}} names nothing") from None
-        if not CHAIN.match(inner):
-            raise Unsupported(f"interpolation ${{{inner}}}")
-        parts = [(m.group(1), bool(m.group(2)), m.group(3)) for m in CHAIN_PART.finditer(inner)]
-        (head, called, _), rest = parts[0], parts[1:]
-        if called:
-            value = self._function({"type": {"environment": "environment", "resourceGroup": "resource_group"}.get(head, head), "parameters": {}})
-        elif head in self.parsed["resources"] or head in self.parsed["modules"]:
-            value = None
-        else:
-            value = self._name(head)
-        path = head + ("()" if called else "")
-        for name, call, index in rest:
-            step = f"[{index}]" if index is not None else f".{name}" + ("()" if call else "")
-            if value is None:  # a resource or module symbol: resolve like a property access
-                value = self._symbol_access(head, [p[0] if p[2] is None else int(p[2]) for p in rest], rest)
-                break
-            value = _walk(value, [int(index)] if index is not None else [name], f"{self.where}: {path}{step}")
-            path += step
-        return value
-
-    def _symbol_access(self, symbol: str, names: list[Any], raw: list[tuple[str, bool, str | None]]) -> Any:
-        if symbol in self.parsed["modules"]:
-            return self._module_access(self.module(symbol), names)
-        return self._resource_access(symbol, None, names)
+            if not self._known(inner):
+                raise BicepError(f"{self.where}: ${{{inner}}} names nothing")
+            return self._name(inner)
+        return self.eval(_expression(inner))
 
     def _resource_access(self, symbol: str, index: Any, names: list[Any]) -> Any:
         label = symbol if index is None else f"{symbol}[{index}]"
@@ -363,7 +367,7 @@ class Template:
         return _walk(child.output(names[1]), names[2:], f"{child.where}.outputs.{names[1]}")
 
     def _function(self, fn: dict[str, Any]) -> Any:
-        kind, args = fn["type"], fn["parameters"]
+        kind, args = fn["type"], fn.get("parameters") or {}
         if kind == "load_text_content":
             return (self.path.parent / args["file_path"]).read_text(encoding="utf-8")
         if kind == "replace":

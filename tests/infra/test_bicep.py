@@ -137,9 +137,14 @@ def test_limits_on_parameters(main_template):
 
 
 def test_outputs(main_template):
-    outputs = main_template.parsed["outputs"]
-    assert {"functionAppName", "heartbeatUrl", "appInsightsName"} <= set(outputs)
-    assert outputs["heartbeatUrl"]["value"] == "https://${app.properties.defaultHostName}/api/ping"
+    """The outputs deploy.sh and the docs rely on, as evaluated through the modules."""
+    outputs = main_template.outputs()
+    assert set(outputs) == {"functionAppName", "heartbeatUrl", "appInsightsName", "workspaceName", "workbookId",
+                            "alertRuleNames", "hostingPlan"}
+    assert outputs["heartbeatUrl"] == "https://<app.properties.defaultHostName>/api/ping"
+    assert outputs["functionAppName"] == "ispmon-uuuuuuuuuuuuu" and outputs["hostingPlan"] == "consumption"
+    assert outputs["appInsightsName"] == "ispmon-appi-uuuuuuuuuuuuu" and outputs["workspaceName"] == "ispmon-log-uuuuuuuuuuuuu"
+    assert outputs["workbookId"] == Reference("workbook.id")
 
 
 # -- the alert rules -------------------------------------------------------------------------------
@@ -312,41 +317,58 @@ def test_action_group_receivers():
     assert props["webhookReceivers"][0]["serviceUri"] == "https://hooks.example/x"
 
 
+def one(t: Template, resource_type: str) -> dict:
+    """The one deployed resource of that type, evaluated as Resource Manager receives it."""
+    (found,) = (d.value() for d in deployed_of_type(t, resource_type))
+    return found
+
+
+def app_settings(t: Template) -> dict:
+    return {s["name"]: s["value"] for s in one(t, "Microsoft.Web/sites")["properties"]["siteConfig"]["appSettings"]}
+
+
 def test_function_app_settings_for_linux_consumption(main_template):
-    app = main_template.resource("app")
+    app = one(main_template, "Microsoft.Web/sites")
     props = app["properties"]
     assert app["kind"] == "functionapp,linux" and app["identity"] == {"type": "SystemAssigned"}
     assert props["httpsOnly"] is True and props["reserved"] is True
     site = props["siteConfig"]
     assert site["linuxFxVersion"] == "" and site["ftpsState"] == "Disabled" and site["minTlsVersion"] == "1.2"
-    settings = {s["name"]: s["value"] for s in site["appSettings"]["function"]["parameters"]["arg_1"]}
+    settings = app_settings(main_template)
     assert settings["FUNCTIONS_WORKER_RUNTIME"] == "custom" and settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
     assert {"AzureWebJobsStorage", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_CONTENTSHARE",
             "APPLICATIONINSIGHTS_CONNECTION_STRING"} <= set(settings)
-    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == {  # appInsights.properties.ConnectionString
-        "operator": {"type": "property_accessor", "operands": {"operand_1": "appInsights", "operand_2": {
-            "operator": {"type": "property_accessor", "operands": {"operand_1": "properties", "operand_2": "ConnectionString"}}}}}
-    }
-    plan = main_template.resource("plan")
+    # Key-based storage, as Y1 requires: the account key is in both connection strings.
+    for name in ("AzureWebJobsStorage", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING"):
+        assert settings[name] == ("DefaultEndpointsProtocol=https;AccountName=ispmonuuuuuuuuuuuuu;EndpointSuffix=core.windows.net;"
+                                  "AccountKey=<storage.listKeys().keys.0.value>")
+    assert settings["WEBSITE_CONTENTSHARE"] == "ispmon-uuuuuuuuuuuuu"
+    # The component's connection string, read in the hosting module from the existing component.
+    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == Reference("appInsights.properties.ConnectionString")
+    plan = one(main_template, "Microsoft.Web/serverfarms")
     assert plan["sku"] == {"name": "Y1", "tier": "Dynamic"} and plan["properties"]["reserved"] is True
-    assert main_template.resource("ftpPolicy")["properties"] == {"allow": False}
+    assert one(main_template, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")["properties"] == {"allow": False}
 
 
 def test_storage_defaults_and_name():
     t = template()
-    st = t.resource("storage")["properties"]
-    assert st["minimumTlsVersion"] == "TLS1_2" and st["supportsHttpsTrafficOnly"] is True
-    assert st["allowBlobPublicAccess"] is False
+    st = one(t, "Microsoft.Storage/storageAccounts")
+    assert st["properties"]["minimumTlsVersion"] == "TLS1_2" and st["properties"]["supportsHttpsTrafficOnly"] is True
+    assert st["properties"]["allowBlobPublicAccess"] is False
     # The name: lower-cased prefix without hyphens + uniqueString (13 characters), cut to 24.
     assert t.parsed["variables"]["storageName"]["value"] == {
         "function": {"type": "take", "parameters": {"original_value": "${replace(toLower(namePrefix), '-', '')}${suffix}", "number_to_take": 24}}
     }
+    assert st["name"] == "ispmonuuuuuuuuuuuuu"
+    assert one(template(namePrefix="a-long-nam"), "Microsoft.Storage/storageAccounts")["name"] == "alongnamuuuuuuuuuuuuu"
 
 
 def test_app_insights_is_workspace_based_with_key_auth(main_template):
-    appi = main_template.resource("appInsights")["properties"]
-    assert appi["WorkspaceResourceId"] == {"operator": {"type": "property_accessor", "operands": {"operand_1": "workspace", "operand_2": "id"}}}
+    appi = one(main_template, "Microsoft.Insights/components")["properties"]
+    assert appi["WorkspaceResourceId"] == Reference("workspace.id")
     assert appi["DisableLocalAuth"] is False  # the exporter authenticates with the instrumentation key
+    assert one(main_template, "Microsoft.OperationalInsights/workspaces")["properties"]["retentionInDays"] == 30
+    assert one(template(retentionInDays=90), "Microsoft.OperationalInsights/workspaces")["properties"]["retentionInDays"] == 90
 
 
 def test_workbook_has_every_panel(main_template):
@@ -363,20 +385,12 @@ def test_workbook_has_every_panel(main_template):
     assert wb["properties"]["sourceId"] == Reference("appInsights.id", lower=True)
 
 
-def app_setting_names(t: Template) -> list[str]:
-    """The names of the function app's settings as deployed (their values need Azure)."""
-    settings = t.resource("app")["properties"]["siteConfig"]["appSettings"]["function"]
-    assert settings["type"] == "concat"
-    base, extra = settings["parameters"].values()
-    return [s["name"] for s in base] + [s["name"] for s in t.eval(extra)]
-
-
 def test_a_template_run_keeps_the_package_it_is_given():
     """A template deployment replaces every app setting: with currentPackageUrl (deploy.sh passes the
     current value back) WEBSITE_RUN_FROM_PACKAGE stays, with that value; without it (first run) the
     template writes none, and the zip deployment adds it."""
-    t = template(currentPackageUrl="https://st.blob.core.windows.net/c/p.zip?sig=abc")
-    assert app_setting_names(t).count("WEBSITE_RUN_FROM_PACKAGE") == 1
-    extra = t.eval(t.resource("app")["properties"]["siteConfig"]["appSettings"]["function"]["parameters"]["arg_2"])
-    assert extra == [{"name": "WEBSITE_RUN_FROM_PACKAGE", "value": "https://st.blob.core.windows.net/c/p.zip?sig=abc"}]
-    assert "WEBSITE_RUN_FROM_PACKAGE" not in app_setting_names(template())
+    url = "https://st.blob.core.windows.net/c/p.zip?sig=abc"
+    names = [s["name"] for s in one(template(currentPackageUrl=url), "Microsoft.Web/sites")["properties"]["siteConfig"]["appSettings"]]
+    assert names.count("WEBSITE_RUN_FROM_PACKAGE") == 1
+    assert app_settings(template(currentPackageUrl=url))["WEBSITE_RUN_FROM_PACKAGE"] == url
+    assert "WEBSITE_RUN_FROM_PACKAGE" not in app_settings(template())
