@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# deploy.sh: puts ISP Monitor's heartbeat endpoint on Azure Functions (Linux Consumption) and
-# writes its URL and key into .env, ready for ./start_heartbeat.sh.
+# deploy.sh: puts ISP Monitor's heartbeat endpoint on Azure Functions (Linux Consumption, or Flex
+# Consumption with HOSTING_PLAN=flex) and writes its URL and key into .env, ready for
+# ./start_heartbeat.sh.
 #
 # Usage: ./deploy.sh [--check | --what-if | --package | --install-build-tools | --test-alert | --help]
 #
 #   (no option)  build the handler, package it, deploy main.bicep, upload the package, wait for
 #                the app, send one real heartbeat, write HEARTBEAT_URL and HEARTBEAT_KEY to .env.
 #                Safe to run again: every step converges on the same result.
-#   --check      check the tools, the Azure login, the .env values and the az extensions the
-#                queries need; changes nothing
+#   --check      check the tools, the Azure login, the .env values (for HOSTING_PLAN=flex: that
+#                AZURE_LOCATION offers Flex Consumption) and the az extensions the queries need;
+#                changes nothing
 #   --what-if    show what the deployment would change in Azure; changes nothing
 #   --package    build the handler and write the deployment zip without touching Azure; prints
 #                the zip's path as the last line
@@ -24,7 +26,8 @@
 # your environment wins over .env. Needs az (after `az login`), jq, zip, curl, cargo and the
 # Rust target x86_64-unknown-linux-musl, plus musl-gcc (x86-64 Linux) or cargo-zigbuild (anywhere):
 # the handler is always a static x86-64 Linux executable. ISP_MONITOR_BUILD=musl-gcc|zigbuild picks
-# the build by hand.
+# the build by hand. HOSTING_PLAN=consumption (default) or flex picks the hosting plan of a new
+# app; an existing app's plan is never switched in place (docs/deploy.md, "Moving to Flex Consumption").
 # Details and troubleshooting: docs/deploy.md.
 set -Eeuo pipefail
 
@@ -57,7 +60,9 @@ readonly PARAMETERS=(
   ALERT_SMS_COUNTRY_CODE=smsCountryCode:string
   ALERT_SMS_NUMBER=smsPhoneNumber:string
   ALERT_WEBHOOK_URL=alertWebhookUrl:string
+  HOSTING_PLAN=hostingPlan:string
 )
+readonly MIGRATION_DOC='docs/deploy.md, "Moving to Flex Consumption"'
 
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
@@ -73,6 +78,16 @@ apply_defaults() {
   : "${AZURE_RESOURCE_GROUP:=isp-monitor}"
   : "${AZURE_LOCATION:=eastus}"
   : "${NAME_PREFIX:=ispmon}"
+  : "${HOSTING_PLAN:=consumption}"
+}
+
+# plan_words PLAN: the plan's name in messages.
+plan_words() {
+  case $1 in
+    consumption) printf 'Linux Consumption' ;;
+    flex) printf 'Flex Consumption' ;;
+    *) printf '%s' "$1" ;;
+  esac
 }
 
 # Prints one line per problem with the deploy settings; prints nothing when they are fine.
@@ -97,6 +112,12 @@ settings_problems() {
     echo "NAME_PREFIX '$NAME_PREFIX' must be 2 to 10 lowercase letters, digits or hyphens, not starting with a hyphen: fix it in $ENV_FILE"
   elif [[ $NAME_PREFIX == *- || $NAME_PREFIX == *--* ]]; then
     echo "NAME_PREFIX '$NAME_PREFIX' must not end in a hyphen or hold two hyphens in a row (Azure Files share names forbid '--'): fix it in $ENV_FILE"
+  fi
+  if [[ $HOSTING_PLAN != consumption && $HOSTING_PLAN != flex ]]; then
+    local hint
+    hint=$(closest_key "$HOSTING_PLAN" consumption flex)
+    [[ -z $hint ]] || hint=" - did you mean $hint?"
+    echo "HOSTING_PLAN '$HOSTING_PLAN' must be consumption (Linux Consumption, the default) or flex (Flex Consumption)$hint: fix it in $ENV_FILE (docs/deploy.md, \"Choosing a hosting plan\")"
   fi
   one_of SILENCE_MINUTES "whole number from 2 to 1440" '^([2-9]|[1-9][0-9]{1,2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)$'
   one_of SILENCE_EVALUATION_MINUTES "1, 5, 10 or 15" '^(1|5|10|15)$'
@@ -155,25 +176,107 @@ require_login() {
     die "not logged in to Azure: run 'az login' (and 'az account set -s <subscription>' to pick one), then ./deploy.sh again"
 }
 
-# Reads the function app's current WEBSITE_RUN_FROM_PACKAGE into CURRENT_PACKAGE (never printed: it is
-# a SAS URL), so the template run can pass it back as currentPackageUrl. A template deployment
-# replaces every app setting (docs/platform.md §7), and without it the app would have no package
-# until the upload that follows. The app is the one the last deployment named; none yet: empty.
-read_current_package() {
+# Reads the function app the last deployment made (its functionAppName output) into EXISTING_APP,
+# and the plan it runs on into EXISTING_PLAN (consumption, flex or other) and EXISTING_SKU. No
+# deployment or app yet: all empty. The plan comes from the site itself, as az reads it (`sku`
+# Dynamic or FlexConsumption, docs/platform.md §11); a site that reports none falls back to the
+# last deployment's hostingPlan output.
+read_existing_app() {
   local app
-  CURRENT_PACKAGE=
+  EXISTING_APP="" EXISTING_PLAN="" EXISTING_SKU=""
   if ! az_json deployment group show -g "$AZURE_RESOURCE_GROUP" -n "$DEPLOYMENT_NAME" >"$WORK/last-deployment.json"; then
     grep -qiE "DeploymentNotFound|could not be found|not found" "$WORK/az.err" 2>/dev/null && return 0
     az_die "reading the last deployment of $AZURE_RESOURCE_GROUP"
   fi
   app=$(jq -r '.properties.outputs.functionAppName.value // empty' "$WORK/last-deployment.json")
   [[ -n $app ]] || return 0
-  if ! az_json functionapp config appsettings list -g "$AZURE_RESOURCE_GROUP" -n "$app" >"$WORK/settings.json"; then
+  if ! az_json functionapp show -g "$AZURE_RESOURCE_GROUP" -n "$app" >"$WORK/app.json"; then
     grep -qiE "ResourceNotFound|could not be found|not found" "$WORK/az.err" 2>/dev/null && return 0
-    az_die "reading the settings of $app"
+    az_die "reading function app $app"
+  fi
+  EXISTING_APP=$app
+  # Flex Consumption apps come back as the raw ARM resource, others flattened by the SDK.
+  EXISTING_SKU=$(jq -r '(.properties.sku // .sku // empty) | strings' "$WORK/app.json")
+  case $EXISTING_SKU in
+    Dynamic) EXISTING_PLAN=consumption ;;
+    FlexConsumption) EXISTING_PLAN=flex ;;
+    "") EXISTING_PLAN=$(jq -r '.properties.outputs.hostingPlan.value // empty' "$WORK/last-deployment.json") ;;
+    *) EXISTING_PLAN=other ;;
+  esac
+}
+
+# Prints why deploy.sh must stop when the existing app runs on another plan than HOSTING_PLAN
+# (moving a site between Linux Consumption and Flex Consumption is a migration, not a template
+# re-run: docs/deploy.md, "Moving to Flex Consumption"); prints nothing when the plans agree or
+# there is no app.
+plan_flip_problem() {
+  [[ -n $EXISTING_APP ]] || return 0
+  if [[ -z $EXISTING_PLAN ]]; then
+    warn "could not read which plan function app $EXISTING_APP runs on; going on with HOSTING_PLAN=$HOSTING_PLAN"
+    return 0
+  fi
+  [[ $EXISTING_PLAN != "$HOSTING_PLAN" ]] || return 0
+  if [[ $EXISTING_PLAN == other ]]; then
+    echo "function app $EXISTING_APP runs on plan SKU '$EXISTING_SKU', neither Linux Consumption nor Flex Consumption, which are the plans deploy.sh manages: see $MIGRATION_DOC"
+  else
+    echo "function app $EXISTING_APP runs on $(plan_words "$EXISTING_PLAN") (SKU $EXISTING_SKU) but HOSTING_PLAN is $HOSTING_PLAN: deploy.sh does not move an existing app to another plan in place. Keep HOSTING_PLAN=$EXISTING_PLAN in $ENV_FILE, or move as $MIGRATION_DOC explains"
+  fi
+}
+
+# For --check: one "ok|FAIL<tab>message" line about the deployed app's plan, or none when there
+# is no app yet.
+existing_app_check() {
+  local problem
+  [[ $HOSTING_PLAN == consumption || $HOSTING_PLAN == flex ]] || return 0
+  read_existing_app
+  problem=$(plan_flip_problem)
+  if [[ -n $problem ]]; then
+    printf 'FAIL\t%s\n' "$problem"
+  elif [[ -n $EXISTING_APP && -n $EXISTING_PLAN ]]; then
+    printf 'ok\t%s\n' "function app $EXISTING_APP runs on $(plan_words "$HOSTING_PLAN"), as HOSTING_PLAN says"
+  fi
+}
+
+refuse_plan_flip() {
+  local problem
+  read_existing_app
+  problem=$(plan_flip_problem)
+  [[ -z $problem ]] || die "$problem"
+}
+
+# Reads the function app's current WEBSITE_RUN_FROM_PACKAGE into CURRENT_PACKAGE (never printed: it is
+# a SAS URL), so the template run can pass it back as currentPackageUrl. A template deployment
+# replaces every app setting (docs/platform.md §7), and without it the app would have no package
+# until the upload that follows. Linux Consumption only: a Flex Consumption app keeps its package in
+# its deployment container and does not support WEBSITE_RUN_FROM_PACKAGE (docs/platform.md §11). Needs
+# read_existing_app first; no app yet: empty.
+read_current_package() {
+  CURRENT_PACKAGE=
+  [[ $HOSTING_PLAN == consumption && -n ${EXISTING_APP:-} ]] || return 0
+  if ! az_json functionapp config appsettings list -g "$AZURE_RESOURCE_GROUP" -n "$EXISTING_APP" >"$WORK/settings.json"; then
+    grep -qiE "ResourceNotFound|could not be found|not found" "$WORK/az.err" 2>/dev/null && return 0
+    az_die "reading the settings of $EXISTING_APP"
   fi
   CURRENT_PACKAGE=$(jq -r '[.[] | select(.name == "WEBSITE_RUN_FROM_PACKAGE") | .value // empty] | first // empty' "$WORK/settings.json")
   rm -f "$WORK/settings.json"
+}
+
+# Prints nothing when AZURE_LOCATION offers Flex Consumption, else one line saying so; returns 2
+# when az could not list the regions (its reason is in $WORK/az.err).
+flex_region_problem() {
+  local names
+  az_json functionapp list-flexconsumption-locations >"$WORK/flex-locations.json" || return 2
+  jq -e --arg l "$AZURE_LOCATION" 'any(.[]; .name == $l)' "$WORK/flex-locations.json" >/dev/null && return 0
+  names=$(jq -r '[.[].name] | sort | join(", ")' "$WORK/flex-locations.json")
+  echo "AZURE_LOCATION '$AZURE_LOCATION' does not offer Flex Consumption (az functionapp list-flexconsumption-locations lists: ${names:-none}): set AZURE_LOCATION to one of those, or HOSTING_PLAN=consumption, in $ENV_FILE"
+}
+
+require_flex_region() {
+  local problem rc=0
+  [[ $HOSTING_PLAN == flex ]] || return 0
+  problem=$(flex_region_problem) || rc=$?
+  ((rc == 0)) || az_die "listing the Flex Consumption regions"
+  [[ -z $problem ]] || die "$problem"
 }
 
 # Writes the parameters file (mode 600, in the private work directory) and prints the arguments
@@ -239,13 +342,27 @@ check_tools_and_settings() {
     [[ -n $line ]] && report FAIL "$line"
   done < <(settings_problems)
   [[ -n ${ALERT_EMAIL:-} ]] && report ok "alerts go to $ALERT_EMAIL"
+  [[ $HOSTING_PLAN != consumption && $HOSTING_PLAN != flex ]] ||
+    report ok "hosting plan: $(plan_words "$HOSTING_PLAN") (HOSTING_PLAN=$HOSTING_PLAN)"
 
   if command -v az >/dev/null 2>&1; then
     if az_json account show >"$WORK/account.json"; then
       report ok "logged in to Azure, subscription '$(jq -r '.name' "$WORK/account.json")' ($(jq -r '.id' "$WORK/account.json"))"
+      if [[ $HOSTING_PLAN == flex ]]; then
+        if ! line=$(flex_region_problem); then
+          report FAIL "could not list the Flex Consumption regions: $(az_reason)"
+        elif [[ -n $line ]]; then
+          report FAIL "$line"
+        else
+          report ok "region $AZURE_LOCATION offers Flex Consumption"
+        fi
+      fi
       if az_json group exists -n "$AZURE_RESOURCE_GROUP" >"$WORK/exists.json"; then
         if [[ $(<"$WORK/exists.json") == true ]]; then
           report ok "resource group $AZURE_RESOURCE_GROUP exists"
+          while IFS=$'\t' read -r level line; do
+            report "$level" "$line"
+          done < <(existing_app_check || printf 'FAIL\t%s\n' "could not read the deployed function app's plan (the reason is above)")
         else
           report ok "resource group $AZURE_RESOURCE_GROUP will be created in $AZURE_LOCATION"
         fi
@@ -506,7 +623,7 @@ ensure_group() {
 }
 
 deploy_template() {
-  local args=() arg
+  local args=() arg plan
   read_current_package
   while IFS= read -r -d '' arg; do args+=("$arg"); done < <(deployment_args) # bash 3.2: no mapfile
   info "==> deploying main.bicep to $AZURE_RESOURCE_GROUP (a first deployment takes a few minutes)"
@@ -515,6 +632,13 @@ deploy_template() {
   NEW_URL=$(jq -r '.properties.outputs.heartbeatUrl.value // empty' "$WORK/deployment.json")
   [[ -n $APP_NAME && -n $NEW_URL ]] ||
     die "the deployment did not return the outputs functionAppName and heartbeatUrl: check main.bicep's outputs and run ./deploy.sh again"
+  # The upload below depends on the plan, so the template must have built the one asked for.
+  plan=$(jq -r '.properties.outputs.hostingPlan.value // empty' "$WORK/deployment.json")
+  if [[ -n $plan && $plan != "$HOSTING_PLAN" ]]; then
+    die "the deployment reports hostingPlan '$plan', not '$HOSTING_PLAN': check main.bicep's hostingPlan parameter and output and run ./deploy.sh again"
+  elif [[ -z $plan && $HOSTING_PLAN == flex ]]; then
+    die "main.bicep has no hostingPlan output, so it predates Flex Consumption: update your clone and run ./deploy.sh again"
+  fi
   check_url "$NEW_URL"
   info "    function app: $APP_NAME"
 }
@@ -527,8 +651,16 @@ check_url() {
     die "the deployment returned '$url', which is not an https URL: check main.bicep's heartbeatUrl output"
 }
 
+# The same az command takes both plans' path (azure-cli reads the plan itself, docs/platform.md §11):
+# on Linux Consumption it puts the zip in blob storage and points WEBSITE_RUN_FROM_PACKAGE at it; on
+# Flex Consumption it POSTs the zip to the app's /api/publish (into the deployment container), waits
+# for the deployment to finish and a minute more for the trigger sync.
 upload_package() {
-  info "==> uploading the package (config-zip: blob storage + WEBSITE_RUN_FROM_PACKAGE)"
+  if [[ $HOSTING_PLAN == flex ]]; then
+    info "==> uploading the package (config-zip: Flex Consumption publish into the deployment container; takes a minute or two)"
+  else
+    info "==> uploading the package (config-zip: blob storage + WEBSITE_RUN_FROM_PACKAGE)"
+  fi
   az_json functionapp deployment source config-zip -g "$AZURE_RESOURCE_GROUP" -n "$APP_NAME" --src "$PACKAGE" >/dev/null ||
     az_die "uploading the package to $APP_NAME"
 }
@@ -607,7 +739,7 @@ warn_if_env_tracked() {
 next_steps() {
   cat <<EOF
 
-Deployed: heartbeats go to $NEW_URL
+Deployed on $(plan_words "$HOSTING_PLAN"): heartbeats go to $NEW_URL
 Next:
   ./start_heartbeat.sh            start the agent in tmux (session '${ISP_MONITOR_SESSION:-isp-monitor}')
   ./start_heartbeat.sh --status   see whether it runs and its last heartbeat
@@ -774,6 +906,7 @@ run_what_if() {
     info "Resource group $AZURE_RESOURCE_GROUP does not exist yet: a deploy would create it in $AZURE_LOCATION, with every resource in main.bicep."
     return 0
   fi
+  refuse_plan_flip
   read_current_package
   while IFS= read -r -d '' arg; do args+=("$arg"); done < <(deployment_args)
   [[ -z ${AZURE_SUBSCRIPTION:-} ]] || args+=(--subscription "$AZURE_SUBSCRIPTION")
@@ -803,7 +936,10 @@ run_deploy() {
   require_settings
   require_build_tools
   require_login
-  info "==> deploying to resource group $AZURE_RESOURCE_GROUP ($AZURE_LOCATION), subscription '$(jq -r '.name' "$WORK/account.json")'"
+  info "==> deploying to resource group $AZURE_RESOURCE_GROUP ($AZURE_LOCATION), subscription '$(jq -r '.name' "$WORK/account.json")', on $(plan_words "$HOSTING_PLAN")"
+  # Both checks come before the build, so a wrong plan or region stops in seconds.
+  require_flex_region
+  refuse_plan_flip
   build_handler
   package_app
   ensure_group

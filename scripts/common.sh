@@ -66,7 +66,7 @@ require_cmd() {
 }
 
 # The names load_env takes from .env; other lines are ignored.
-readonly ENV_NAMES='^(HEARTBEAT_[A-Z_]+|ISP_MONITOR_[A-Z_]+|AZURE_[A-Z_]+|ALERT_[A-Z_]+|NAME_PREFIX|SILENCE_MINUTES|SILENCE_EVALUATION_MINUTES|REMINDER_MINUTES|OUTAGE_REPORT_MINUTES|RETENTION_DAYS)$'
+readonly ENV_NAMES='^(HEARTBEAT_[A-Z_]+|ISP_MONITOR_[A-Z_]+|AZURE_[A-Z_]+|ALERT_[A-Z_]+|NAME_PREFIX|SILENCE_MINUTES|SILENCE_EVALUATION_MINUTES|REMINDER_MINUTES|OUTAGE_REPORT_MINUTES|RETENTION_DAYS|HOSTING_PLAN)$'
 
 # The HEARTBEAT_* settings the agent knows: the ones .env.example lists (the one list of them).
 known_heartbeat_keys() {

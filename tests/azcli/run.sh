@@ -5,7 +5,7 @@
 #
 # With AZ_REPLAY_RECORD naming a non-empty record (tests/run-all.sh sets it while the bats suites
 # run), that record is replayed; otherwise this runs the bats suites that call az (deploy.bats,
-# report.bats) first, recording into a temporary file.
+# deploy-flex.bats, report.bats) first, recording into a temporary file.
 #
 # Usage: tests/azcli/run.sh [pytest options]
 set -Eeuo pipefail
@@ -27,9 +27,9 @@ main() {
     TMP_DIR=$(mktemp -d)
     trap 'rm -rf "${TMP_DIR:-}"' EXIT
     export AZ_REPLAY_RECORD=$TMP_DIR/az-calls.record
-    echo "recording the az calls of tests/scripts/deploy.bats and report.bats"
+    echo "recording the az calls of tests/scripts/deploy.bats, deploy-flex.bats and report.bats"
     cargo build --bins --locked --quiet || die "cargo build failed (above)"
-    bats tests/scripts/deploy.bats tests/scripts/report.bats >"$TMP_DIR/bats.log" 2>&1 ||
+    bats tests/scripts/deploy.bats tests/scripts/deploy-flex.bats tests/scripts/report.bats >"$TMP_DIR/bats.log" 2>&1 ||
       { cat "$TMP_DIR/bats.log"; die "the bats suites failed (above)"; }
   fi
   "$VENV/bin/python" -m pytest -p no:cacheprovider -p no:logging -q -s --rootdir tests/azcli tests/azcli "$@"

@@ -36,6 +36,7 @@ EXPECTED = [
     "deployment group what-if", "functionapp deployment source config-zip", "functionapp function keys list",
     "resource list", "monitor app-insights query", "monitor action-group list",
     "monitor action-group test-notifications create",
+    "functionapp show", "functionapp list-flexconsumption-locations",
 ]
 
 
@@ -169,6 +170,8 @@ def test_every_az_line_in_the_docs_parses(checker: azparse.Checker):
         (["functionapp", "function", "keys", "list", "-g", "rg", "-n", "app", "--functon-name", "Ping"], "--functon-name"),
         (["monitor", "action-group", "test-notifications", "create", "-g", "rg", "--action-group", "ag"], "--alert-type"),
         (["group", "exists", "-n", "rg", "-o", "jsn"], "jsn"),
+        # The Flex regions list takes no location: it lists them (deploy.sh looks for its own).
+        (["functionapp", "list-flexconsumption-locations", "--location", "eastus", "-o", "json"], "--location eastus"),
         (["monitor", "app-insights", "query", "--app-id", "x", "--analytics-query", "requests"], "--app-id"),
         (["monitor", "app-insights", "query", "--apps", "x", "--analytics-query", "q", "--offset", "soon"], "soon"),
     ],

@@ -63,6 +63,9 @@ assert_env_not_written() {
     "az functionapp function keys list -g isp-monitor -n ispmon-func-abc123 --function-name Ping"
   # Every az call asks for JSON, whatever the user's default output format is.
   [ "$(grep -c '^az ' "$STUB_LOG")" -eq "$(grep -c -- '-o json' "$STUB_LOG")" ]
+  # Linux Consumption (the default) takes no Flex step.
+  [ -z "$(calls list-flexconsumption-locations)" ]
+  [ ! -e "$AZ_STUB_STATE/publish.log" ]
 }
 
 @test "deploy: the package holds host.json, Ping/function.json and the handler with mode 755, nothing else" {
@@ -88,7 +91,7 @@ assert_env_not_written() {
   run "$REPO/deploy.sh"
   [ "$status" -eq 0 ]
   run jq -c .parameters "$AZ_STUB_STATE/parameters.json"
-  [ "$output" = '{"namePrefix":{"value":"home"},"location":{"value":"eastus"},"alertEmail":{"value":"me@example.com"},"silenceMinutes":{"value":10},"silenceEvaluationMinutes":{"value":1},"alertWebhookUrl":{"value":"https://hooks.example.com/secret-token"}}' ]
+  [ "$output" = '{"namePrefix":{"value":"home"},"location":{"value":"eastus"},"alertEmail":{"value":"me@example.com"},"silenceMinutes":{"value":10},"silenceEvaluationMinutes":{"value":1},"alertWebhookUrl":{"value":"https://hooks.example.com/secret-token"},"hostingPlan":{"value":"consumption"}}' ]
   # The webhook URL is a secret: on no command line.
   refute grep -q secret-token "$STUB_LOG"
 }
@@ -262,7 +265,8 @@ assert_env_not_written() {
   [[ $output == *"All checks passed"* ]]
   [ ! -e "$REPO/.env" ]
   [ ! -e "$REPO/target" ]
-  run grep -vE '^az (account show|group exists|extension show) ' "$STUB_LOG"
+  # No deployment yet: the plan check reads the last deployment and finds none.
+  run grep -vE '^az (account show|group exists|extension show|deployment group show) ' "$STUB_LOG"
   [ -z "$output" ]
 }
 
