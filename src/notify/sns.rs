@@ -168,6 +168,23 @@ impl SnsPublisher {
         })
     }
 
+    /// The same publisher with other timeouts (tests use short ones; a caller with a tighter
+    /// budget than the function's may too). The HTTP client is rebuilt.
+    pub fn with_timeouts(
+        mut self,
+        connect: Duration,
+        total: Duration,
+    ) -> Result<SnsPublisher, NotifyError> {
+        self.client = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .timeout(total)
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(self.endpoint.scheme() == "https")
+            .build()
+            .map_err(|e| NotifyError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(self)
+    }
+
     pub fn topic_arn(&self) -> &str {
         &self.topic_arn
     }
@@ -239,7 +256,7 @@ impl SnsPublisher {
         let response = request
             .send()
             .await
-            .map_err(|e| NotifyError::Transport(redact(&describe(&e), &secrets)))?;
+            .map_err(|e| redact_error(NotifyError::Transport(describe(&e)), &secrets))?;
         let status = response.status();
         let text = read_bounded(response)
             .await
@@ -261,7 +278,8 @@ impl SnsPublisher {
             };
             return Err(NotifyError::Refused {
                 status: status.as_u16(),
-                detail: redact(&one_line(&detail, 300), &secrets),
+                // Redacted before it is cut short, so no part of a secret can survive the cut.
+                detail: one_line(&redact(&detail, &secrets), 500),
             });
         }
         match xml_text(&text, "MessageId") {
@@ -396,8 +414,8 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<String, NotifyE
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-/// A reqwest error with its causes, one line (reqwest's own text names the URL, which holds no
-/// secret: the signature is in a header).
+/// A reqwest error with its causes (reqwest's own text names the URL, which holds no secret: the
+/// signature is in a header); [`redact_error`] makes it one short line.
 fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
@@ -412,13 +430,15 @@ fn describe(e: &reqwest::Error) -> String {
         text.push_str(&format!(": {s}"));
         source = s.source();
     }
-    one_line(&text, 300)
+    text
 }
 
+/// Secrets removed first, then cut to one short line (cutting first could leave part of one).
 fn redact_error(e: NotifyError, secrets: &[&str]) -> NotifyError {
+    let clean = |m: &str| one_line(&redact(m, secrets), 300);
     match e {
-        NotifyError::Transport(m) => NotifyError::Transport(redact(&m, secrets)),
-        NotifyError::BadResponse(m) => NotifyError::BadResponse(redact(&m, secrets)),
+        NotifyError::Transport(m) => NotifyError::Transport(clean(&m)),
+        NotifyError::BadResponse(m) => NotifyError::BadResponse(clean(&m)),
         other => other,
     }
 }
