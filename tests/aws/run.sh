@@ -9,9 +9,16 @@ set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly HERE
+REPO=$(cd "$HERE/../.." && pwd)
+readonly REPO
 
 main() {
   "$HERE/install.sh"
+  # The alarm simulation runs the real lambda binary (a debug build is enough); ISP_MONITOR_LAMBDA
+  # names a prebuilt one instead.
+  if [[ -z "${ISP_MONITOR_LAMBDA:-}" && -f "$REPO/src/bin/lambda.rs" ]]; then
+    (cd "$REPO" && cargo build --quiet --bin lambda)
+  fi
   cd "$HERE"
   export PYTHONDONTWRITEBYTECODE=1
   exec "$HERE/.venv/bin/python" -m pytest -p no:cacheprovider -q "$@"
