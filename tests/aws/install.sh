@@ -26,7 +26,9 @@ main() {
   echo "installing the AWS test tools (cfn-lint, botocore, pytest) into tests/aws/.venv"
   [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV" ||
     die "python3 -m venv failed: install the venv module (Debian: apt-get install python3-venv)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
+  # --no-compile: byte-compiling every module (sympy's thousands) costs more CPU than the install
+  # itself; run.sh caches what the tests import instead (PYTHONPYCACHEPREFIX).
+  "$VENV/bin/python" -m pip install --quiet --no-compile --disable-pip-version-check -r "$HERE/requirements.txt"
   echo "$stamp" >"$VENV/.installed"
 }
 

@@ -20,7 +20,9 @@ main() {
     (cd "$REPO" && cargo build --quiet --bin lambda)
   fi
   cd "$HERE"
-  export PYTHONDONTWRITEBYTECODE=1
+  # Byte code of the tests and the venv's modules goes to one cache inside the venv: nothing is
+  # written beside the tests, and the second run does not compile cfn-lint again.
+  export PYTHONPYCACHEPREFIX="$HERE/.venv/pycache"
   exec "$HERE/.venv/bin/python" -m pytest -p no:cacheprovider -q "$@"
 }
 
