@@ -19,6 +19,7 @@ use isp_monitor::handler::aws::LambdaFrontEnd;
 use isp_monitor::handler::aws::key::FunctionKey;
 use isp_monitor::handler::aws::lines::CloudWatchLines;
 use isp_monitor::handler::aws::notify::{OutageNotifier, TOPIC_ARN_VAR};
+use isp_monitor::notify::SnsOutageNotifier;
 use lambda_http::service_fn;
 
 /// What the Lambda runtime client needs from the environment (Lambda sets them all); checked
@@ -63,11 +64,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let notifier: Option<Arc<dyn OutageNotifier>> = None;
-    if env(TOPIC_ARN_VAR).is_some_and(|arn| !arn.trim().is_empty()) {
-        // The SNS publisher (crate::notify::sns) plugs in here once it is merged.
-        eprintln!("lambda: warning: {TOPIC_ARN_VAR} is set but this build has no SNS publisher");
-    }
+    // Outage emails (src/notify): a broken SNS setting turns them off, never the heartbeats.
+    let notifier: Option<Arc<dyn OutageNotifier>> = match SnsOutageNotifier::from_env() {
+        Ok(notifier) => notifier.map(|n| Arc::new(n) as Arc<dyn OutageNotifier>),
+        Err(err) => {
+            eprintln!("lambda: warning: outage emails are off ({TOPIC_ARN_VAR} is set): {err}");
+            None
+        }
+    };
     let front_end = Arc::new(LambdaFrontEnd::new(
         key,
         Arc::new(CloudWatchLines::stdout()),

@@ -61,6 +61,7 @@ class RuntimeApi:
         self.results: dict[str, queue.Queue] = {}
         self.init_errors: list[str] = []
         self.lines: list[str] = []
+        self.errors: list[str] = []
         self._lock = threading.Lock()
 
     def __enter__(self) -> "RuntimeApi":
@@ -129,13 +130,14 @@ class RuntimeApi:
             **self.extra_env,
         }
         self.process = subprocess.Popen([str(self.binary)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read, args=(self.process.stdout, self.lines), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.process.stderr, self.errors), daemon=True).start()
         return self
 
-    def _read(self) -> None:
-        for line in self.process.stdout:
+    def _read(self, stream, into: list[str]) -> None:
+        for line in stream:
             with self._lock:
-                self.lines.append(line.rstrip("\n"))
+                into.append(line.rstrip("\n"))
 
     def invoke(self, event: dict, timeout: float = 10.0) -> dict:
         request_id = str(uuid.uuid4())
@@ -145,7 +147,7 @@ class RuntimeApi:
         try:
             kind, body = box.get(timeout=timeout)
         except queue.Empty:
-            raise AssertionError(f"no answer in {timeout} s; init errors {self.init_errors}; stderr so far unavailable") from None
+            raise AssertionError(f"no answer in {timeout} s; init errors {self.init_errors}; stderr {self.errors[-5:]}") from None
         if kind != "response":
             raise AssertionError(f"invocation error: {body!r}")
         return json.loads(body)
