@@ -7,7 +7,7 @@ import functools
 from cfnlint.api import ManualArgs, lint
 from conftest import TEMPLATE
 
-REGIONS = ["us-east-1", "eu-west-1"]
+REGIONS = ["us-east-1"]
 
 
 @functools.cache
