@@ -12,6 +12,7 @@
 //!   telemetry row out), the Azure Functions front end (both host modes, client IP, invocation
 //!   id) as a thin adapter to it, and the bounded HTTP server.
 //! - [`telemetry`]: the Application Insights pipeline and the names queries depend on.
+//! - [`notify`]: the outage email the AWS function publishes to SNS (SigV4-signed `Publish`).
 //! - [`agent`]: the heartbeat agent: options, the send loop, the outage journal, cause probes;
 //!   split into transport, schedule, state (journal changes), journal, output.
 //!
@@ -20,6 +21,7 @@
 pub mod agent;
 pub mod handler;
 pub mod heartbeat;
+pub mod notify;
 pub mod outage;
 pub mod telemetry;
 

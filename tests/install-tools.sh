@@ -30,6 +30,11 @@ if [[ -x tests/azcli/install.sh ]]; then
   tests/azcli/install.sh
 fi
 
+# cfn-lint, botocore and pytest for the AWS tests (tests/aws/.venv).
+if [[ -x tests/aws/install.sh ]]; then
+  tests/aws/install.sh
+fi
+
 # The package tests (tests/scripts/package-build.bats) build the handler both ways deploy.sh can
 # (docs/deploy.md, "How the handler is built"): Debian's musl-tools for musl-gcc, the Rust target
 # x86_64-unknown-linux-musl, and cargo-zigbuild + zig (PyPI) in .tools/venv, installed by the

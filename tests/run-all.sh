@@ -17,6 +17,9 @@ cargo test --lib --bins --tests --locked
 echo "== tests/infra/run.sh (Bicep, KQL, alert simulation)"
 tests/infra/run.sh
 
+echo "== tests/aws/run.sh (cfn-lint, CloudWatch alarm simulation over the lambda binary's metrics)"
+tests/aws/run.sh
+
 echo "== tests/scripts/run.sh (shellcheck, bats)"
 # The az stand-in records every command line it is given here, for the replay below.
 AZ_REPLAY_RECORD=$(mktemp)

@@ -4,6 +4,11 @@
 //! the [`Answer`] the front end wraps its platform's way. Every heartbeat answer, accepted or
 //! refused, leaves through `answer`, so the rules, the log line and the row cannot differ between
 //! front ends. Nothing here knows axum, hyper or Azure.
+//!
+//! Where the answer is recorded is the host's business: a [`Recorder`]. Azure's is the Application
+//! Insights pipeline ([`Telemetry`]), beside the core's own JSON log line; AWS's writes CloudWatch
+//! lines (`handler::aws::CloudWatchLines`) that replace the core's line, since on Lambda stdout *is*
+//! the telemetry (docs/telemetry.md, "Telemetry on AWS").
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -81,9 +86,33 @@ pub struct Answer {
     pub allow: Option<&'static str>,
 }
 
-/// What answers heartbeats: the log, the telemetry pipeline, and the site name rows are filed under.
+/// Where a host records every heartbeat answer. Called once per answer, on the request's task:
+/// it must not block (queue, do not write).
+pub trait Recorder: Send + Sync {
+    /// One answered heartbeat request: accepted (`record.heartbeat` is `Ok`, with its outages) or
+    /// refused (`Err`, with the one-line reason).
+    fn record(&self, record: &RequestRecord<'_>);
+
+    /// True when this recorder's lines are the host's log, so the core writes no log line of
+    /// its own (AWS: one line per answer, not two).
+    fn replaces_log_lines(&self) -> bool {
+        false
+    }
+
+    /// A request to a path that is not a heartbeat path, with the reason it was given.
+    fn not_found(&self, _reason: &str) {}
+}
+
+/// Azure: the Application Insights pipeline records each answer as a `requests` row.
+impl Recorder for Telemetry {
+    fn record(&self, record: &RequestRecord<'_>) {
+        Telemetry::record(self, record);
+    }
+}
+
+/// What answers heartbeats: the log, the recorder, and the site name rows are filed under.
 pub struct Core {
-    telemetry: Arc<Telemetry>,
+    recorder: Arc<dyn Recorder>,
     log: LogWriter,
     /// `https://{WEBSITE_HOSTNAME}`, or [`LOCAL_SITE`]: the recorded URL is this and the path, never
     /// the client's `Host` or `X-Forwarded-Proto`.
@@ -91,9 +120,10 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(telemetry: Arc<Telemetry>, log: LogWriter, site: String) -> Core {
+    /// A core recording through `recorder` (an `Arc<Telemetry>` on Azure) and logging to `log`.
+    pub fn new<R: Recorder + 'static>(recorder: Arc<R>, log: LogWriter, site: String) -> Core {
         Core {
-            telemetry,
+            recorder,
             log,
             site,
         }
@@ -115,6 +145,16 @@ impl Core {
 
     /// Validates, logs and records one heartbeat request: the single exit for every answer.
     pub fn answer(&self, request: HeartbeatRequest<'_>) -> Answer {
+        self.answer_with_heartbeat(request).0
+    }
+
+    /// [`Core::answer`], also handing back the accepted heartbeat (already logged and recorded)
+    /// so a front end can act on it after answering, e.g. notify its outage reports.
+    pub fn answer_with_heartbeat(
+        &self,
+        request: HeartbeatRequest<'_>,
+    ) -> (Answer, Option<Heartbeat>) {
+        let own_lines = !self.recorder.replaces_log_lines();
         let seen = Seen::new(&self.site, &request);
         let parsed = request.body.and_then(|body| {
             if request.method != "GET" && request.method != "POST" {
@@ -127,30 +167,36 @@ impl Core {
         });
         match parsed {
             Ok(heartbeat) => {
-                self.log
-                    .line(LogLine::accepted(&seen, &heartbeat).to_json());
-                self.telemetry.record(&seen.record(200, Ok(&heartbeat)));
-                Answer {
+                if own_lines {
+                    self.log
+                        .line(LogLine::accepted(&seen, &heartbeat).to_json());
+                }
+                self.recorder.record(&seen.record(200, Ok(&heartbeat)));
+                let answer = Answer {
                     status: 200,
                     body: "ok".to_owned(),
                     allow: None,
-                }
+                };
+                (answer, Some(heartbeat))
             }
             Err(error) => {
                 let status = error.status_code();
                 let reason = error.to_string();
-                self.log
-                    .line(LogLine::refused(&seen, status, &reason).to_json());
+                if own_lines {
+                    self.log
+                        .line(LogLine::refused(&seen, status, &reason).to_json());
+                }
                 let refused = Refused {
                     device: &seen.device_hint,
                     reason: &reason,
                 };
-                self.telemetry.record(&seen.record(status, Err(refused)));
-                Answer {
+                self.recorder.record(&seen.record(status, Err(refused)));
+                let answer = Answer {
                     status,
                     body: reason,
                     allow: error.allow(),
-                }
+                };
+                (answer, None)
             }
         }
     }
@@ -161,10 +207,13 @@ impl Core {
             "no such path: {}; heartbeats go to /api/ping",
             clean(path, 100)
         );
-        let line = serde_json::json!({
-            "time": log_time(), "event": "not_found", "status": 404, "reason": reason,
-        });
-        self.log.line(line.to_string().into_bytes());
+        if !self.recorder.replaces_log_lines() {
+            let line = serde_json::json!({
+                "time": log_time(), "event": "not_found", "status": 404, "reason": reason,
+            });
+            self.log.line(line.to_string().into_bytes());
+        }
+        self.recorder.not_found(&reason);
         Answer {
             status: 404,
             body: reason,

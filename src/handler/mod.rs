@@ -7,6 +7,7 @@
 //! - `server`: the HTTP server itself, with every wait timed out and every buffer bounded.
 //! - [`log`]: log lines that never block an answer.
 
+pub mod aws;
 pub(crate) mod azure;
 pub mod core;
 pub mod log;

@@ -4,6 +4,7 @@
 
 pub mod host;
 pub mod ingestion;
+pub mod lambda_runtime;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

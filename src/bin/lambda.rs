@@ -1,0 +1,129 @@
+//! The AWS Lambda function (`provided.al2023`, packaged as `bootstrap`): ISP Monitor's heartbeat
+//! receiver behind a Function URL. Lambda starts it with `AWS_LAMBDA_RUNTIME_API` set; it polls
+//! the Runtime API for invocations and answers each through `handler::aws` (docs/platform.md §10).
+//!
+//! Configuration (environment, interface C): `ISP_MONITOR_FUNCTION_KEY` (required: the URL is
+//! public, so the function checks the key itself), `ISP_MONITOR_SNS_TOPIC_ARN` (optional: outage
+//! emails). Without a usable key the function fails closed: it reports an initialization error to
+//! the Runtime API (`/runtime/init/error`), prints why on stderr, and exits 1 without serving one
+//! request.
+//!
+//! Exit codes: 1 when it cannot start (no key, not on Lambda) or the runtime loop fails.
+
+use std::convert::Infallible;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use isp_monitor::handler::aws::LambdaFrontEnd;
+use isp_monitor::handler::aws::key::FunctionKey;
+use isp_monitor::handler::aws::lines::CloudWatchLines;
+use isp_monitor::handler::aws::notify::{OutageNotifier, TOPIC_ARN_VAR};
+use isp_monitor::notify::SnsOutageNotifier;
+use lambda_http::service_fn;
+
+/// What the Lambda runtime client needs from the environment (Lambda sets them all); checked
+/// first so a missing one is a message, not the runtime client's panic.
+const LAMBDA_VARS: [&str; 4] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+];
+/// How long reporting an initialization error may take.
+const INIT_ERROR_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn main() -> ExitCode {
+    let env = |name: &str| std::env::var(name).ok();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("lambda: error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(missing) = LAMBDA_VARS.iter().find(|name| env(name).is_none()) {
+        eprintln!(
+            "lambda: error: {missing} is not set; this binary runs inside AWS Lambda \
+             (provided.al2023), which sets it"
+        );
+        return ExitCode::from(1);
+    }
+    if env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").is_some_and(|v| v.trim().parse::<i32>().is_err()) {
+        eprintln!("lambda: error: AWS_LAMBDA_FUNCTION_MEMORY_SIZE is not a number of MB");
+        return ExitCode::from(1);
+    }
+    let key = match FunctionKey::from_env(env) {
+        Ok(key) => key,
+        Err(message) => {
+            eprintln!("lambda: error: {message}");
+            runtime.block_on(report_init_error(&message));
+            return ExitCode::from(1);
+        }
+    };
+    // Outage emails (src/notify): a broken SNS setting turns them off, never the heartbeats.
+    let notifier: Option<Arc<dyn OutageNotifier>> = match SnsOutageNotifier::from_env() {
+        Ok(notifier) => notifier.map(|n| Arc::new(n) as Arc<dyn OutageNotifier>),
+        Err(err) => {
+            eprintln!("lambda: warning: outage emails are off ({TOPIC_ARN_VAR} is set): {err}");
+            None
+        }
+    };
+    let front_end = Arc::new(LambdaFrontEnd::new(
+        key,
+        Arc::new(CloudWatchLines::stdout()),
+        notifier,
+    ));
+    let served = runtime.block_on(lambda_http::run(service_fn(move |request| {
+        let front_end = Arc::clone(&front_end);
+        async move { Ok::<_, Infallible>(front_end.handle(request).await) }
+    })));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("lambda: error: the runtime loop failed: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Tells Lambda the function cannot start (`POST /runtime/init/error`, docs/platform.md §10),
+/// so the invocation fails with `Runtime.InitError` and the reason lands in the function's log.
+async fn report_init_error(message: &str) {
+    use lambda_runtime_api_client::body::Body;
+    let Some(api) = std::env::var("AWS_LAMBDA_RUNTIME_API").ok() else {
+        return;
+    };
+    let Ok(base) = format!("http://{api}").parse::<lambda_http::http::Uri>() else {
+        eprintln!("lambda: error: AWS_LAMBDA_RUNTIME_API is not host:port");
+        return;
+    };
+    let Ok(client) = lambda_runtime_api_client::Client::builder()
+        .with_endpoint(base)
+        .build()
+    else {
+        return;
+    };
+    let body = serde_json::json!({"errorMessage": message, "errorType": "Runtime.InitError"});
+    let request = lambda_runtime_api_client::build_request()
+        .method("POST")
+        .uri("/2018-06-01/runtime/init/error")
+        .header("lambda-runtime-function-error-type", "Runtime.InitError")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()));
+    let Ok(request) = request else {
+        return;
+    };
+    match tokio::time::timeout(INIT_ERROR_TIMEOUT, client.call(request)).await {
+        Ok(Ok(answer)) if answer.status().is_success() => {}
+        Ok(Ok(answer)) => eprintln!(
+            "lambda: error: the Runtime API answered {} to the init error",
+            answer.status()
+        ),
+        Ok(Err(err)) => eprintln!("lambda: error: cannot report the init error: {err}"),
+        Err(_) => eprintln!("lambda: error: reporting the init error timed out"),
+    }
+}

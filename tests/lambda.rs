@@ -1,0 +1,580 @@
+//! The AWS Lambda function: the real `lambda` binary polling the Runtime API stand-in
+//! (`support::lambda_runtime`) for Function URL events, as Lambda runs it. Every heartbeat case of
+//! the Azure contract (`contract.rs`) gets the same answer here, and the CloudWatch lines it prints
+//! are parsed and checked against the embedded metric format rules (docs/platform.md §10).
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use support::lambda_runtime::{
+    FUNCTION_KEY, LambdaProcess, Outcome, RuntimeApi, UrlRequest, http_answer,
+};
+
+/// The CloudWatch units a metric may declare (EMF `MetricDefinition.Unit`, docs/platform.md §10).
+const UNITS: &[&str] = &[
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+];
+
+/// Checks one line against the EMF document rules; the metric names it declares.
+fn check_emf(line: &Value) -> Result<Vec<String>, String> {
+    let root = line.as_object().ok_or("the line is not a JSON object")?;
+    let aws = root
+        .get("_aws")
+        .and_then(Value::as_object)
+        .ok_or("no `_aws` object")?;
+    let timestamp = aws
+        .get("Timestamp")
+        .and_then(Value::as_u64)
+        .ok_or("`_aws.Timestamp` is not an integer")?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    if timestamp.abs_diff(now) > 60_000 {
+        return Err(format!(
+            "Timestamp {timestamp} is not milliseconds near now ({now})"
+        ));
+    }
+    let directives = aws
+        .get("CloudWatchMetrics")
+        .and_then(Value::as_array)
+        .filter(|d| !d.is_empty())
+        .ok_or("`CloudWatchMetrics` is not a non-empty array")?;
+    let mut names = Vec::new();
+    for directive in directives {
+        let namespace = directive["Namespace"]
+            .as_str()
+            .filter(|n| (1..=255).contains(&n.len()))
+            .ok_or("Namespace is not a 1..255 character string")?;
+        if namespace != "ISPMonitor" {
+            return Err(format!("namespace {namespace}"));
+        }
+        let sets = directive["Dimensions"]
+            .as_array()
+            .filter(|s| !s.is_empty())
+            .ok_or("Dimensions is not a non-empty array")?;
+        for set in sets {
+            let keys = set.as_array().ok_or("a DimensionSet is not an array")?;
+            if keys.len() > 9 {
+                return Err("a DimensionSet has more than 9 keys".into());
+            }
+            for key in keys {
+                let key = key.as_str().ok_or("a dimension key is not a string")?;
+                let value = root.get(key).and_then(Value::as_str).ok_or(format!(
+                    "dimension target {key} is not a string on the root"
+                ))?;
+                if value.trim().is_empty() || value.chars().count() > 1024 {
+                    return Err(format!("dimension value {value:?} is empty or too long"));
+                }
+            }
+        }
+        let metrics = directive["Metrics"]
+            .as_array()
+            .filter(|m| m.len() <= 100)
+            .ok_or("Metrics is not an array of at most 100")?;
+        for metric in metrics {
+            let name = metric["Name"]
+                .as_str()
+                .filter(|n| (1..=255).contains(&n.len()))
+                .ok_or("a metric Name is not a 1..255 character string")?;
+            if let Some(unit) = metric.get("Unit") {
+                let unit = unit.as_str().unwrap_or("");
+                if !UNITS.contains(&unit) {
+                    return Err(format!("unit {unit:?} is not a CloudWatch unit"));
+                }
+            }
+            let target = root
+                .get(name)
+                .ok_or(format!("metric target {name} missing"))?;
+            let numeric = target.is_number()
+                || target
+                    .as_array()
+                    .is_some_and(|a| a.len() <= 100 && a.iter().all(Value::is_number));
+            if !numeric {
+                return Err(format!("metric target {name} is {target}, not numeric"));
+            }
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Nothing the function printed contains the key, not even a part of it.
+fn assert_key_never_printed(function: &LambdaProcess, api: &RuntimeApi) {
+    let part = &FUNCTION_KEY[..12];
+    for line in function.lines() {
+        assert!(!line.contains(part), "the key leaked into stdout: {line}");
+    }
+    assert!(
+        !function.stderr().contains(part),
+        "the key leaked into stderr"
+    );
+    for (_, error) in api.init_errors() {
+        assert!(!error.to_string().contains(part));
+    }
+}
+
+async fn start() -> (RuntimeApi, LambdaProcess) {
+    let api = RuntimeApi::start().await;
+    let function = LambdaProcess::start(&api, &[]);
+    (api, function)
+}
+
+/// An accepted heartbeat answers `200 ok` and prints exactly one line: an EMF document in the
+/// ISPMonitor namespace with the Device dimension and a Heartbeat count of 1, carrying the
+/// heartbeat's fields, the client address from `requestContext.http.sourceIp` (not a header the
+/// client chose) and the invocation's request id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heartbeat_is_one_emf_line() {
+    let (api, function) = start().await;
+    let body =
+        r#"{"device": "den", "note": "hello", "seq": 7, "rtt_ms": 41, "agent_version": "0.4.0"}"#;
+    let request = UrlRequest::heartbeat(body).header("x-forwarded-for", "198.51.100.66");
+    let answer = api.request(&request).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, "ok");
+    assert_eq!(answer.headers["content-type"], "text/plain; charset=utf-8");
+
+    let lines = function.wait_lines(1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(check_emf(line), Ok(vec!["Heartbeat".to_owned()]), "{line}");
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0],
+        json!({"Namespace": "ISPMonitor", "Dimensions": [["Device"]],
+               "Metrics": [{"Name": "Heartbeat", "Unit": "Count"}]})
+    );
+    assert_eq!(line["event"], "heartbeat");
+    assert_eq!(line["Device"], "den");
+    assert_eq!(line["Heartbeat"], 1);
+    assert_eq!(
+        line["client_ip"], "203.0.113.7",
+        "sourceIp, not X-Forwarded-For"
+    );
+    assert_eq!(line["seq"], 7);
+    assert_eq!(line["rtt_ms"], 41);
+    assert_eq!(line["agent_version"], "0.4.0");
+    assert_eq!(line["note"], "hello");
+    assert_eq!(line["outages"], 0);
+    assert_eq!(line["request_id"], api.last_request_id());
+    assert!(api.violations().is_empty(), "{:?}", api.violations());
+    assert_key_never_printed(&function, &api);
+}
+
+/// Both key forms work (the header, or `?code=` as in a URL copied with its key); a bare GET
+/// (curl) is a heartbeat; the path matches case-insensitively as on Azure; the device may come
+/// from `X-Device`, else it is `unknown`. The logged path never carries the query.
+#[tokio::test(flavor = "multi_thread")]
+async fn both_key_forms_get_and_any_case_path() {
+    let (api, function) = start().await;
+    let code = format!("code={FUNCTION_KEY}");
+    let requests = [
+        UrlRequest::heartbeat(r#"{"device": "dl-home", "note": "single ping"}"#),
+        UrlRequest::heartbeat(r#"{"device": "attic"}"#)
+            .without_header("x-functions-key")
+            .query(&code),
+        UrlRequest::new("GET", "/api/ping").query(&code),
+        UrlRequest::new("GET", "/API/PING")
+            .query(&format!("x=1&{code}"))
+            .header("x-device", "garage"),
+        UrlRequest::new("POST", "/api/Ping")
+            .header("x-functions-key", FUNCTION_KEY)
+            .header("content-type", "application/octet-stream")
+            .body(br#"{"device": "binary"}"#)
+            .base64(),
+    ];
+    for request in &requests {
+        let answer = api.request(request).await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, "ok"),
+            "{request:?}"
+        );
+    }
+    let lines = function.wait_lines(requests.len()).await;
+    let devices: Vec<_> = lines.iter().map(|l| l["Device"].clone()).collect();
+    assert_eq!(
+        devices,
+        [
+            json!("dl-home"),
+            json!("attic"),
+            json!("unknown"),
+            json!("garage"),
+            json!("binary")
+        ]
+    );
+    for line in &lines {
+        check_emf(line).unwrap();
+    }
+    assert_key_never_printed(&function, &api);
+}
+
+/// Every kind of bad input is refused with the status and one-line reason the Azure handler
+/// gives (the same cases as `contract.rs`), each refusal is one `refused` line, and none is
+/// recorded as a heartbeat. Base64 bodies are decoded before validation.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_as_on_azure() {
+    let long_device = "d".repeat(101);
+    let long_note = "n".repeat(501);
+    let cases: Vec<(String, u16, &str)> = vec![
+        ("{not json".into(), 400, "body is not valid JSON: "),
+        (
+            "[\"device\"]".into(),
+            400,
+            "body must be a JSON object, found an array",
+        ),
+        (
+            "\"den\"".into(),
+            400,
+            "body must be a JSON object, found a string",
+        ),
+        (
+            r#"{"device": 42}"#.into(),
+            400,
+            "`device` must be a string, found a number",
+        ),
+        (
+            r#"{"note": ["x"]}"#.into(),
+            400,
+            "`note` must be a string, found an array",
+        ),
+        (
+            r#"{"device": "a\u0000b"}"#.into(),
+            400,
+            "`device` contains a control character",
+        ),
+        (
+            r#"{"note": "line\nbreak"}"#.into(),
+            400,
+            "`note` contains a control character",
+        ),
+        (
+            format!(r#"{{"device": "{long_device}"}}"#),
+            400,
+            "`device` is 101 characters; the limit is 100",
+        ),
+        (
+            format!(r#"{{"note": "{long_note}"}}"#),
+            400,
+            "`note` is 501 characters; the limit is 500",
+        ),
+        (
+            r#"{"outages": [{"id": "x"}]}"#.into(),
+            400,
+            "`outages[0]`: `start` is missing",
+        ),
+        (
+            format!(r#"{{"note": "{}"}}"#, "x".repeat(70_000)),
+            413,
+            "body is ",
+        ),
+    ];
+    let (api, function) = start().await;
+    let mut sent = 0;
+    for (body, status, reason) in &cases {
+        for base64 in [false, true] {
+            let mut request = UrlRequest::heartbeat(body);
+            if base64 {
+                request = request.base64();
+            }
+            let answer = api.request(&request).await;
+            sent += 1;
+            assert_eq!(answer.status, *status, "{body:.60} (base64 {base64})");
+            assert!(
+                answer.body.starts_with(reason),
+                "{:?} should start with {reason:?}",
+                answer.body
+            );
+            assert!(!answer.body.contains('\n'), "one line: {:?}", answer.body);
+        }
+    }
+    let lines = function.wait_lines(sent).await;
+    assert_eq!(lines.len(), sent, "{lines:?}");
+    for (line, (_, status, reason)) in lines.iter().zip(cases.iter().flat_map(|c| [c, c])) {
+        assert_eq!(line["event"], "refused", "{line}");
+        assert_eq!(line["status"], *status);
+        assert!(
+            line["error"].as_str().unwrap().starts_with(reason),
+            "{line}"
+        );
+        assert!(line.get("_aws").is_none(), "a refusal is no metric: {line}");
+    }
+    // Still healthy afterwards.
+    assert_eq!(api.request(&UrlRequest::heartbeat("{}")).await.status, 200);
+    assert_eq!(
+        function.wait_lines(sent + 1).await.last().unwrap()["event"],
+        "heartbeat"
+    );
+    assert_key_never_printed(&function, &api);
+}
+
+/// No key, a wrong key in either form, or a wrong header beside a right `code` (the header
+/// wins, as on Azure) is a 401 with a one-line reason and a `refused` line; neither the real key
+/// nor the wrong one is printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_or_wrong_key_is_401() {
+    let (api, function) = start().await;
+    let wrong = "lambda-test-key-0123456789abcdeX";
+    let missing = "missing function key: send it in the x-functions-key header or as ?code=";
+    let invalid = "the function key is not valid";
+    let cases = [
+        (
+            UrlRequest::heartbeat("{}").without_header("x-functions-key"),
+            missing,
+        ),
+        (
+            UrlRequest::heartbeat("{}")
+                .without_header("x-functions-key")
+                .query("code="),
+            missing,
+        ),
+        (
+            UrlRequest::heartbeat("{}")
+                .without_header("x-functions-key")
+                .header("x-functions-key", wrong),
+            invalid,
+        ),
+        (
+            UrlRequest::heartbeat("{}")
+                .without_header("x-functions-key")
+                .query(&format!("code={wrong}")),
+            invalid,
+        ),
+        (
+            UrlRequest::heartbeat("{}")
+                .without_header("x-functions-key")
+                .header("x-functions-key", wrong)
+                .query(&format!("code={FUNCTION_KEY}")),
+            invalid,
+        ),
+        (UrlRequest::new("GET", "/api/ping"), missing),
+    ];
+    for (request, reason) in &cases {
+        let answer = api.request(request).await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (401, *reason),
+            "{request:?}"
+        );
+    }
+    let lines = function.wait_lines(cases.len()).await;
+    assert_eq!(lines.len(), cases.len());
+    for (line, (_, reason)) in lines.iter().zip(&cases) {
+        assert_eq!(line["event"], "refused");
+        assert_eq!(line["status"], 401);
+        assert_eq!(line["error"], *reason);
+        assert_eq!(line["client_ip"], "203.0.113.7");
+    }
+    for line in function.lines() {
+        assert!(
+            !line.contains(&wrong[..12]),
+            "a client's key was printed: {line}"
+        );
+    }
+    assert_key_never_printed(&function, &api);
+}
+
+/// Other methods get 405 with `Allow: GET, POST`, other paths 404 with a hint, as on Azure.
+#[tokio::test(flavor = "multi_thread")]
+async fn other_methods_and_paths() {
+    let (api, function) = start().await;
+    let put = api
+        .request(&UrlRequest::new("PUT", "/api/ping").header("x-functions-key", FUNCTION_KEY))
+        .await;
+    assert_eq!(put.status, 405);
+    assert_eq!(put.headers["allow"], "GET, POST");
+    assert_eq!(put.body, "method PUT is not allowed; use GET or POST");
+
+    let pong = api
+        .request(&UrlRequest::new("GET", "/api/pong").query(&format!("code={FUNCTION_KEY}")))
+        .await;
+    assert_eq!(pong.status, 404);
+    assert_eq!(
+        pong.body,
+        "no such path: /api/pong; heartbeats go to /api/ping"
+    );
+
+    let lines = function.wait_lines(2).await;
+    assert_eq!(lines[0]["status"], 405);
+    assert_eq!(
+        lines[1],
+        json!({"event": "refused", "status": 404, "error": pong.body})
+    );
+    assert_key_never_printed(&function, &api);
+}
+
+/// A heartbeat with outage reports is one heartbeat line (`outages: 2`) and one `outage` line per
+/// report, with the device, id, RFC 3339 start and end, duration, cause and detail.
+#[tokio::test(flavor = "multi_thread")]
+async fn outages_are_one_line_each() {
+    let (api, function) = start().await;
+    let body = json!({
+        "device": "den",
+        "outages": [
+            {"id": "o-1", "start": "2026-11-30T10:00:00Z", "end": "2026-11-30T10:05:30Z",
+             "cause": "isp", "detail": "dns and targets unreachable"},
+            {"id": "o-2", "start": "2026-11-30T11:00:00Z", "end": "2026-11-30T11:01:00Z",
+             "cause": "lan"},
+        ],
+    });
+    let answer = api.request(&UrlRequest::heartbeat(&body.to_string())).await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, "ok"));
+    let lines = function.wait_lines(3).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["event"], "heartbeat");
+    assert_eq!(lines[0]["outages"], 2);
+    check_emf(&lines[0]).unwrap();
+    let request_id = api.last_request_id();
+    assert_eq!(
+        lines[1],
+        json!({"event": "outage", "Device": "den", "outage_id": "o-1",
+               "start": "2026-11-30T10:00:00Z", "end": "2026-11-30T10:05:30Z",
+               "duration_s": 330, "cause": "isp", "detail": "dns and targets unreachable",
+               "request_id": request_id})
+    );
+    assert_eq!(lines[2]["outage_id"], "o-2");
+    assert_eq!(lines[2]["cause"], "lan");
+    assert_eq!(lines[2]["duration_s"], 60);
+    assert!(
+        lines[1].get("_aws").is_none(),
+        "an outage line is no metric"
+    );
+}
+
+/// Without a usable key the function fails closed: it posts `Runtime.InitError` to
+/// `/runtime/init/error`, says what to set on stderr (never the value), exits 1, and never asks
+/// for an invocation.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_key_fails_closed_with_an_init_error() {
+    for (env, expected) in [
+        (vec![], "ISP_MONITOR_FUNCTION_KEY is not set"),
+        (
+            vec![("ISP_MONITOR_FUNCTION_KEY", "short-secret")],
+            "ISP_MONITOR_FUNCTION_KEY is 12 characters",
+        ),
+    ] {
+        let api = RuntimeApi::start().await;
+        let mut function = LambdaProcess::start_with(&api, &env);
+        assert_eq!(function.exit_code(Duration::from_secs(10)).await, Some(1));
+        let errors = api.init_errors();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, "Runtime.InitError");
+        assert_eq!(errors[0].1["errorType"], "Runtime.InitError");
+        let message = errors[0].1["errorMessage"].as_str().unwrap();
+        assert!(message.starts_with(expected), "{message}");
+        assert!(
+            function.stderr().contains(expected),
+            "{}",
+            function.stderr()
+        );
+        assert!(!function.stderr().contains("short-secret"));
+        assert!(!message.contains("short-secret"));
+        assert!(function.lines().is_empty());
+        assert!(api.violations().is_empty(), "{:?}", api.violations());
+    }
+}
+
+/// Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`) the binary says so and exits 1; it does not panic.
+#[tokio::test(flavor = "multi_thread")]
+async fn outside_lambda_it_says_so() {
+    let output = tokio::process::Command::new(support::lambda_runtime::lambda_binary())
+        .env_clear()
+        .env("ISP_MONITOR_FUNCTION_KEY", FUNCTION_KEY)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("lambda: error: AWS_LAMBDA_RUNTIME_API is not set"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+/// The stand-in really checks: a response that is not JSON, a bad status or a bad base64 body
+/// is a failed invocation; an answer for an invocation that is not waiting is refused with 400
+/// and recorded; an event that is not a Function URL event comes back as the function's error.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stand_in_can_fail() {
+    for (bytes, why) in [
+        (&b"ok"[..], "not JSON"),
+        (br#"{"statusCode": "200"}"#, "statusCode"),
+        (
+            br#"{"statusCode": 200, "body": "!!", "isBase64Encoded": true}"#,
+            "base64",
+        ),
+        (br#"{"statusCode": 200, "headers": {"a": 1}}"#, "header"),
+    ] {
+        let err = http_answer(&Outcome::Response(bytes.to_vec())).unwrap_err();
+        assert!(err.contains(why), "{err}");
+    }
+    // Valid JSON without statusCode is a 200 whose body is the JSON (AWS docs urls-invocation).
+    let inferred = http_answer(&Outcome::Response(br#"{"m": 1}"#.to_vec())).unwrap();
+    assert_eq!(
+        (inferred.status, inferred.body.as_str()),
+        (200, r#"{"m":1}"#)
+    );
+
+    let api = RuntimeApi::start().await;
+    let stray = reqwest::Client::new()
+        .post(format!(
+            "http://{}/2018-06-01/runtime/invocation/no-such-id/response",
+            api.address()
+        ))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stray.status(), 400);
+    assert_eq!(api.violations().len(), 1);
+
+    let function = LambdaProcess::start(&api, &[]);
+    match api.invoke(&json!({"not": "a function url event"})).await {
+        Outcome::Error { error_type, body } => {
+            assert!(!error_type.is_empty(), "{body}");
+            assert!(body["errorMessage"].is_string(), "{body}");
+        }
+        other => panic!("expected an invocation error, got {other:?}"),
+    }
+    // The function goes on serving after a bad event.
+    assert_eq!(api.request(&UrlRequest::heartbeat("{}")).await.status, 200);
+    let seen: HashSet<String> = function
+        .wait_lines(1)
+        .await
+        .iter()
+        .map(|l| l["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, HashSet::from(["heartbeat".to_owned()]));
+}
