@@ -374,6 +374,7 @@ report_input() {
     --slurpfile quality "$WORK/report-period-quality.json" '
     def known: if IN("lan", "dns", "isp", "cloud", "config", "agent_offline", "unknown") then . else "unknown" end;
     def text: if . == null then "" else tostring end;
+    def number: if type == "number" and isnan | not then . else null end;
     {
       version: 1,
       source: "azure",
@@ -387,7 +388,8 @@ report_input() {
       gaps: [$gaps[0][] | {device, start: .start_utc, end: .end_utc}],
       ip_changes: [$ips[0][] | {device, at: .changed_utc, from: (.previous_ip | text), to: (.public_ip | text)}],
       quality_days: [$quality[0][] | {device, date: (.day | tostring | .[0:10]), samples, probes, lost,
-        rtt_p50_ms, rtt_p95_ms, rtt_p95_max_ms, dns_ms}],
+        rtt_p50_ms: (.rtt_p50_ms | number), rtt_p95_ms: (.rtt_p95_ms | number),
+        rtt_p95_max_ms: (.rtt_p95_max_ms | number), dns_ms: (.dns_ms | number)}],
       notes: []
     }'
 }

@@ -18,6 +18,8 @@
 //! - A cloud gap (no heartbeat for longer than the silence threshold) and an agent report of the
 //!   same device are the same outage when they overlap: one row, witness `both`, the agent's times
 //!   and cause. A gap no report covers is a row of its own, witness `cloud`, cause `unknown`.
+//! - Times count in whole seconds (fractions dropped), as the cloud's telemetry records an outage's
+//!   start and end, so that both witnesses of the same outages give the same numbers.
 
 pub mod cli;
 pub mod render;
@@ -358,6 +360,7 @@ fn day_start(date: NaiveDate) -> DateTime<Utc> {
 impl Report {
     /// The report of one input. Pure: the same input gives the same report.
     pub fn compute(input: &ReportInput) -> Report {
+        let input = &whole_seconds(input);
         let mut names: BTreeSet<&str> = BTreeSet::new();
         names.extend(input.devices.iter().map(|d| d.device.as_str()));
         names.extend(input.agent_outages.iter().map(|o| o.device.as_str()));
@@ -378,6 +381,30 @@ impl Report {
             notes: input.notes.clone(),
         }
     }
+}
+
+/// The input with every time truncated to the whole second.
+fn whole_seconds(input: &ReportInput) -> ReportInput {
+    use chrono::SubsecRound;
+    let s = |t: DateTime<Utc>| t.trunc_subsecs(0);
+    let mut input = input.clone();
+    input.from = s(input.from);
+    input.to = s(input.to);
+    input.generated_at = s(input.generated_at);
+    for d in &mut input.devices {
+        d.first_seen = d.first_seen.map(s);
+        d.last_seen = d.last_seen.map(s);
+    }
+    for o in &mut input.agent_outages {
+        (o.start, o.end) = (s(o.start), s(o.end));
+    }
+    for g in &mut input.gaps {
+        (g.start, g.end) = (s(g.start), g.end.map(s));
+    }
+    for c in &mut input.ip_changes {
+        c.at = s(c.at);
+    }
+    input
 }
 
 fn device_report(input: &ReportInput, name: &str) -> DeviceReport {
