@@ -445,7 +445,7 @@ body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:1
 h1{font-size:15pt;margin:0 0 2mm}h2{font-size:12pt;margin:6mm 0 2mm;border-bottom:1px solid #999}
 h3{font-size:10pt;margin:4mm 0 1mm}
 table{border-collapse:collapse;width:100%;margin:1mm 0 3mm}th,td{border:1px solid #bbb;padding:1px 4px;text-align:left;vertical-align:top}
-th{background:#eee}td.n{text-align:right;white-space:nowrap}
+th{background:#eee}td.n{text-align:right;white-space:nowrap}.outages td:nth-child(-n+3){white-space:nowrap}
 .device{page-break-inside:avoid;break-inside:avoid-page}
 .summary td{border:none;padding:0 8px 0 0}
 svg{display:block;width:100%;height:auto}
