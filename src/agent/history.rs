@@ -4,9 +4,10 @@
 //!
 //! - **Evidence is never lost.** An outage enters the history when it finishes (when it becomes a
 //!   pending report in the journal), whether or not the cloud ever acknowledges it; the agent sends
-//!   a report only once the history file holds it (see `Agent::sendable`), so the journal can never
-//!   drop a report the history does not have. Recording the same outage again (the same id) changes
-//!   nothing.
+//!   a report only once the history file holds it (see [`History::may_send`] for the two
+//!   exceptions: a history that cannot be written at all, and reports older than it keeps), so the
+//!   journal can never drop a report the history does not have. Recording the same outage again
+//!   (the same id) changes nothing.
 //! - **Written atomically**, like the journal (a temporary file, flushed, renamed over). An outage
 //!   is written at once; quality at most every [`QUALITY_WRITE_EVERY`], at a change of day, and when
 //!   the agent stops, so the file is not rewritten every minute.
@@ -133,10 +134,19 @@ impl History {
         &self.path
     }
 
-    /// Whether the history file holds this outage: only then may it be sent (and so leave the
-    /// journal once acknowledged).
-    pub fn holds(&self, id: &str) -> bool {
-        self.saved_ids.contains(id)
+    /// Whether this outage may be sent (and so leave the journal once acknowledged): the history
+    /// file holds it, or it is older than what the bounded history keeps (trimmed), or the history
+    /// cannot be written at all (a full disk: it lives in memory, like the journal, and reports must
+    /// not wait for a disk that may never come back).
+    pub fn may_send(&self, report: &OutageReport) -> bool {
+        self.failing
+            || self.saved_ids.contains(&report.id)
+            || self.state.trimmed_before.is_some_and(|t| report.end <= t)
+    }
+
+    /// Whether the history (in memory) has recorded this outage id.
+    pub fn has(&self, id: &str) -> bool {
+        self.state.outages.iter().any(|o| o.id == id)
     }
 
     /// Records finished outages (those it does not hold yet) and writes the file at once.
@@ -427,7 +437,7 @@ mod tests {
         assert!(notices.is_empty(), "{notices:?}");
         let first = outage("a1", now - Duration::hours(2), 5);
         assert_eq!(history.record_outages([&first, &first], now), None);
-        assert!(history.holds("a1"));
+        assert!(history.may_send(&first) && history.has("a1"));
         let sample = QualitySample {
             probes: 4,
             lost: 1,

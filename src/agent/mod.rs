@@ -465,10 +465,11 @@ impl<N: Network, S: Sender> Agent<N, S> {
     }
 
     /// The reports that may be sent now: those the journal's disk cannot contradict and the
-    /// history already holds, so an acknowledged report is never gone from both.
+    /// history file already holds (see `History::may_send`), so an acknowledged report is never
+    /// gone from both.
     fn sendable(&self) -> Vec<OutageReport> {
         let mut reports = state::sendable(self.journal.state(), self.journal.saved());
-        reports.retain(|report| self.history.holds(&report.id));
+        reports.retain(|report| self.history.may_send(report));
         reports
     }
 
@@ -476,7 +477,10 @@ impl<N: Network, S: Sender> Agent<N, S> {
     /// it finishes, acknowledged or not).
     fn record_history(&mut self) {
         let pending = &self.journal.state().pending;
-        if pending.iter().all(|report| self.history.holds(&report.id)) {
+        if pending
+            .iter()
+            .all(|report| self.history.has(&report.id) || self.history.may_send(report))
+        {
             return;
         }
         if let Some(notice) = self.history.record_outages(pending, Utc::now()) {
