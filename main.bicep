@@ -65,6 +65,32 @@ param reminderMinutes int = 15
 ])
 param outageReportMinutes int = 15
 
+@description('Optional. Degraded-connection alert (per device, stateful): false disables the rule (it stays deployed, disabled, so a redeployment with false turns an existing rule off).')
+param degradedAlertEnabled bool = true
+
+@description('Optional. A heartbeat is degraded when its connection loss is above this percentage (the agent\'s quality probes; docs/alerts.md).')
+@minValue(0)
+@maxValue(99)
+param degradedLossPct int = 5
+
+@description('Optional. A heartbeat is degraded when its p95 connect time to the probe targets is above this many milliseconds.')
+@minValue(1)
+@maxValue(60000)
+param degradedRttP95Ms int = 200
+
+@description('Optional. N: the degraded alert looks at each device\'s last N heartbeats that carry quality.')
+@minValue(1)
+@maxValue(60)
+param degradedOfLast int = 10
+
+@description('Optional. M: the degraded alert fires when at least M of the last N heartbeats are degraded (M above N counts as N).')
+@minValue(1)
+@maxValue(60)
+param degradedAtLeast int = 5
+
+@description('Optional. Public-IP-change alert (one notification per change per device): false disables the rule (it stays deployed, disabled, so a redeployment with false turns an existing rule off).')
+param ipChangeAlertEnabled bool = true
+
 @description('Optional. Days the Log Analytics workspace keeps telemetry (30 is included in the ingestion price).')
 @minValue(30)
 @maxValue(730)
@@ -107,6 +133,17 @@ var silenceQuery = loadTextContent('queries/silence-alert.kql')
 // minutes as a timespan literal (log search alerts accept ago() with literals only; docs/platform.md §7).
 var outageWindowLine = '| where first_ingested > ago(15m)'
 var outageReportQuery = replace(loadTextContent('queries/outage-report.kql'), outageWindowLine, '| where first_ingested > ago(${outageReportMinutes}m)')
+
+// The degraded rule's thresholds go into its query's `let` lines (docs/alerts.md "Degraded connection").
+// M above N counts as N.
+var degradedAtLeastOfLast = min(degradedAtLeast, degradedOfLast)
+var degradedQueryText = loadTextContent('queries/degraded-alert.kql')
+var degradedQueryLimits = replace(replace(degradedQueryText, 'let loss_limit = 5.0;', 'let loss_limit = ${degradedLossPct}.0;'), 'let rtt_limit = 200.0;', 'let rtt_limit = ${degradedRttP95Ms}.0;')
+var degradedQuery = replace(replace(degradedQueryLimits, 'let of_last = 10;', 'let of_last = ${degradedOfLast};'), 'let at_least = 5;', 'let at_least = ${degradedAtLeastOfLast};')
+// The two quality/address rules run every 15 minutes (the cheapest frequency with per-device
+// notice well inside the hour; docs/alerts.md "Cost"); the IP query's window is that frequency.
+var qualityRulesMinutes = 15
+var ipChangeQuery = loadTextContent('queries/ip-change-alert.kql')
 
 // A fired silence alert resolves once the rule has evaluated healthy this long: chosen here
 // (ruleResolveConfiguration, docs/platform.md §7) instead of inherited from the frequency (10 minutes
@@ -530,7 +567,8 @@ resource reminderAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if 
 }
 
 // One notification per outage an agent reports (the Outage customEvents), carrying device, start,
-// end, duration and cause as dimensions so they appear in the email.
+// end, duration and the cause in words (and its code) as dimensions: dimensions are what the email
+// shows (custom properties are not in emails; docs/platform.md §10). Six is Azure's maximum.
 resource outageReportAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: '${namePrefix}-outage-report-${suffix}'
   location: location
@@ -538,7 +576,7 @@ resource outageReportAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' =
   kind: 'LogAlert'
   properties: {
     displayName: 'ISP Monitor: outage report'
-    description: 'A device reported a finished outage: device, start, end, duration and cause are in the dimensions.'
+    description: 'A device reported a finished outage. The dimensions say which device, when it started and ended (UTC), how many minutes it lasted, and its cause in words (cause_code is the agent\'s code). Only an internet-provider or name-resolution cause counts as the ISP\'s downtime.'
     severity: 3
     enabled: true
     scopes: [
@@ -584,6 +622,140 @@ resource outageReportAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' =
             }
             {
               name: 'cause'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'cause_code'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// Degraded connection, per device (stateful): fires when at least degradedAtLeast of a device's last
+// degradedOfLast heartbeats had loss or p95 connect time above the limits; the query holds the value
+// for N more heartbeats (hysteresis), and the rule resolves after one more healthy evaluation.
+resource degradedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-degraded-${suffix}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ISP Monitor: connection degraded'
+    description: 'A device\'s connection is degraded: in at least ${degradedAtLeastOfLast} of its last ${degradedOfLast} heartbeats the agent measured more than ${degradedLossPct}% loss or a p95 connect time above ${degradedRttP95Ms} ms. Resolves on its own once ${degradedOfLast} more heartbeats have passed without that.'
+    severity: 2
+    enabled: degradedAlertEnabled
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: isoMinutes[string(qualityRulesMinutes)]
+    windowSize: isoMinutes[string(qualityRulesMinutes)]
+    overrideQueryTimeRange: queryLookback
+    autoMitigate: true
+    ruleResolveConfiguration: {
+      autoResolved: true
+      timeToResolve: isoMinutes[string(qualityRulesMinutes)]
+    }
+    criteria: {
+      allOf: [
+        {
+          query: degradedQuery
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'degraded_heartbeats'
+          dimensions: [
+            {
+              name: 'device'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThanOrEqual'
+          threshold: degradedAtLeastOfLast
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// Public IP change: one notification per change per device (stateless), with the old and the new
+// address and the time of the first heartbeat from the new one as dimensions (shown in the email).
+resource ipChangeAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-ip-change-${suffix}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ISP Monitor: public IP address changed'
+    description: 'A device\'s public IP address (as the endpoint saw it) changed: old_ip is the address before, new_ip the address after, changed_at (UTC) the time of the first heartbeat from the new address.'
+    severity: 3
+    enabled: ipChangeAlertEnabled
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: isoMinutes[string(qualityRulesMinutes)]
+    windowSize: isoMinutes[string(qualityRulesMinutes)]
+    overrideQueryTimeRange: queryLookback
+    autoMitigate: false
+    criteria: {
+      allOf: [
+        {
+          query: ipChangeQuery
+          timeAggregation: 'Count'
+          dimensions: [
+            {
+              name: 'device'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'old_ip'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'new_ip'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'changed_at'
               operator: 'Include'
               values: [
                 '*'
@@ -645,6 +817,8 @@ output workbookId string = workbook.id
 output alertRuleNames array = concat([
   silenceAlert.name
   outageReportAlert.name
+  degradedAlert.name
+  ipChangeAlert.name
 ], reminderMinutes > 0 ? [
   '${namePrefix}-device-still-silent-${suffix}'
 ] : [])

@@ -231,7 +231,7 @@ def test_deployed_queries_use_ago_with_literals_only(variant):
     literal only; a rule that can run every minute uses none of what such a rule may not."""
     t = template(**variant)
     queries = deployed_rule_queries(t)
-    assert len(queries) == 3
+    assert len(queries) == 5  # silence, reminder, outage report, degraded, IP change
     for where, text in queries.items():
         assert "ago(" in text
         assert non_literal_agos(text) == [], where
