@@ -1,5 +1,5 @@
 metadata name = 'ISP Monitor'
-metadata description = 'The Azure side of ISP Monitor: the custom handler on a Linux Consumption (Y1) function app, Application Insights on a Log Analytics workspace, per-device silence alerts (fired and resolved per device), reminders while a device stays silent, an email per reported outage, and a workbook. Queries live in queries/*.kql (loaded verbatim; see docs/queries.md).'
+metadata description = 'The Azure side of ISP Monitor: the custom handler on a Linux Consumption (Y1) function app, Application Insights on a Log Analytics workspace, per-device silence alerts (fired and resolved per device), reminders while a device stays silent, an email per reported outage (its cause in words), a degraded-connection alert per device, an email per public-IP change, and a workbook. Queries live in queries/*.kql (loaded verbatim; see docs/queries.md).'
 
 // ============ //
 //  Parameters  //
@@ -124,9 +124,6 @@ var isoMinutes = {
   '60': 'PT1H'
 }
 
-// A query can see at most 2 days (overrideQueryTimeRange); the queries look back as far.
-var queryLookback = 'P2D'
-
 // Queries: the same text is deployed, tested (tests/infra) and shown in docs/queries.md.
 var silenceQuery = loadTextContent('queries/silence-alert.kql')
 // The outage-report window is the rule's frequency: the file's window line is replaced, with the
@@ -161,140 +158,202 @@ var packageSettings = empty(currentPackageUrl) ? [] : [
 
 var storageConnectionString = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
 
-var emailReceivers = [
+// The alert rules: infra/alerts.bicep deploys one log search alert rule (scheduledQueryRules,
+// API 2023-12-01) per object whose `deploy` is true. To add a rule, append an object. Every field
+// is required (use null where null is allowed):
+//   name           string       resource name: '${namePrefix}-<what>-${suffix}'
+//   deploy         bool         false: not deployed, and absent from the alertRuleNames output
+//   enabled        bool         false: deployed but disabled (an off switch that also turns off a rule
+//                                deployed before: deploy.sh deploys incrementally, which never deletes)
+//   displayName    string       shown in the portal and the email subject
+//   description    string       shown in the email
+//   severity       int          0 (critical) to 4 (verbose)
+//   frequency      string       ISO 8601 duration (isoMinutes[...]): evaluationFrequency and windowSize
+//   query          string       KQL, loadTextContent('queries/<file>.kql'); it may look back 2 days
+//                                (overrideQueryTimeRange is P2D) and must use ago() with literals only
+//   aggregation    string       timeAggregation: 'Count' (rows), 'Maximum', 'Minimum', 'Average', 'Total'
+//   measureColumn  string|null  metricMeasureColumn: the column aggregated; null with 'Count'
+//   dimensions     array        result columns that split the rule into one time series (and one alert)
+//                                per value combination; at most 6; each is written as Include '*'
+//   operator       string       'GreaterThan', 'GreaterThanOrEqual', 'LessThan', 'LessThanOrEqual', 'Equals'
+//   threshold      int          compared with the aggregated measure
+//   autoMitigate   bool         true: stateful (fires once per dimension value, then sends Resolved);
+//                                false: stateless (notifies on every evaluation whose condition holds)
+//   timeToResolve  string|null  with autoMitigate: ISO 8601 time healthy before Resolved
+//                                (ruleResolveConfiguration); null: not set
+var alertRules = [
+  // Fires once per device when it has been silent for silenceMinutes, and sends Resolved once when
+  // its heartbeats return (stateful: autoMitigate, no mute). One time series per device.
   {
-    name: 'owner-email'
-    emailAddress: alertEmail
-    useCommonAlertSchema: true
+    name: '${namePrefix}-device-silent-${suffix}'
+    deploy: true
+    enabled: true
+    displayName: 'ISP Monitor: device silent'
+    description: 'A device has sent no heartbeat for ${silenceMinutes} minutes or more. Resolves on its own when its heartbeats return.'
+    severity: 1
+    frequency: isoMinutes[string(silenceEvaluationMinutes)]
+    query: silenceQuery
+    aggregation: 'Maximum'
+    measureColumn: 'minutes_silent'
+    dimensions: [
+      'device'
+    ]
+    operator: 'GreaterThanOrEqual'
+    threshold: silenceMinutes
+    autoMitigate: true
+    timeToResolve: isoMinutes[string(resolveMinutes)]
   }
-]
-var smsReceivers = empty(smsPhoneNumber) ? [] : [
+  // A stateful rule never repeats, so reminders come from a second, stateless rule over the same
+  // rows: it fires on every evaluation (every reminderMinutes) while a device has been silent for at
+  // least silenceMinutes + reminderMinutes, so the first reminder follows the silence alert by one
+  // interval.
   {
-    name: 'owner-sms'
-    countryCode: smsCountryCode
-    phoneNumber: smsPhoneNumber
+    name: '${namePrefix}-device-still-silent-${suffix}'
+    deploy: reminderMinutes > 0
+    enabled: true
+    displayName: 'ISP Monitor: device still silent (reminder)'
+    description: 'Reminder every ${reminderMinutes} minutes while a device stays silent.'
+    severity: 2
+    // max(): with reminderMinutes 0 the rule is not deployed, but the lookup must still be valid.
+    frequency: isoMinutes[string(max(reminderMinutes, 5))]
+    query: silenceQuery
+    aggregation: 'Maximum'
+    measureColumn: 'minutes_silent'
+    dimensions: [
+      'device'
+    ]
+    operator: 'GreaterThanOrEqual'
+    threshold: silenceMinutes + reminderMinutes
+    autoMitigate: false
+    timeToResolve: null
   }
-]
-var webhookReceivers = empty(alertWebhookUrl) ? [] : [
+  // One notification per outage an agent reports (the Outage customEvents), carrying device, start,
+  // end, duration and the cause in words (and its code) as dimensions: dimensions are what the email
+  // shows (custom properties are not in emails; docs/platform.md §10). Six is Azure's maximum.
   {
-    name: 'owner-webhook'
-    serviceUri: alertWebhookUrl
-    useCommonAlertSchema: true
+    name: '${namePrefix}-outage-report-${suffix}'
+    deploy: true
+    enabled: true
+    displayName: 'ISP Monitor: outage report'
+    description: 'A device reported a finished outage. The dimensions say which device, when it started and ended (UTC), how many minutes it lasted, and its cause in words (cause_code is the agent\'s code). Only an internet-provider or name-resolution cause counts as the ISP\'s downtime.'
+    severity: 3
+    frequency: isoMinutes[string(outageReportMinutes)]
+    query: outageReportQuery
+    aggregation: 'Count'
+    measureColumn: null
+    dimensions: [
+      'device'
+      'start_utc'
+      'end_utc'
+      'duration_minutes'
+      'cause'
+      'cause_code'
+    ]
+    operator: 'GreaterThan'
+    threshold: 0
+    autoMitigate: false
+    timeToResolve: null
+  }
+  // Degraded connection, per device (stateful): fires when at least M (degradedAtLeast) of a device's
+  // last N (degradedOfLast) heartbeats had loss or p95 connect time above the limits; the query holds
+  // the value for N more heartbeats (hysteresis), and the rule resolves after one healthy evaluation.
+  {
+    name: '${namePrefix}-degraded-${suffix}'
+    deploy: true
+    enabled: degradedAlertEnabled
+    displayName: 'ISP Monitor: connection degraded'
+    description: 'A device\'s connection is degraded: in at least ${degradedAtLeastOfLast} of its last ${degradedOfLast} heartbeats the agent measured more than ${degradedLossPct}% loss or a p95 connect time above ${degradedRttP95Ms} ms. Resolves on its own once ${degradedOfLast} more heartbeats have passed without that.'
+    severity: 2
+    frequency: isoMinutes[string(qualityRulesMinutes)]
+    query: degradedQuery
+    aggregation: 'Maximum'
+    measureColumn: 'degraded_heartbeats'
+    dimensions: [
+      'device'
+    ]
+    operator: 'GreaterThanOrEqual'
+    threshold: degradedAtLeastOfLast
+    autoMitigate: true
+    timeToResolve: isoMinutes[string(qualityRulesMinutes)]
+  }
+  // Public IP change: one notification per change per device (stateless), with the old and the new
+  // address and the time of the first heartbeat from the new one as dimensions (shown in the email).
+  {
+    name: '${namePrefix}-ip-change-${suffix}'
+    deploy: true
+    enabled: ipChangeAlertEnabled
+    displayName: 'ISP Monitor: public IP address changed'
+    description: 'A device\'s public IP address (as the endpoint saw it) changed: old_ip is the address before, new_ip the address after, changed_at (UTC) the time of the first heartbeat from the new address.'
+    severity: 3
+    frequency: isoMinutes[string(qualityRulesMinutes)]
+    query: ipChangeQuery
+    aggregation: 'Count'
+    measureColumn: null
+    dimensions: [
+      'device'
+      'old_ip'
+      'new_ip'
+      'changed_at'
+    ]
+    operator: 'GreaterThan'
+    threshold: 0
+    autoMitigate: false
+    timeToResolve: null
   }
 ]
 
-var workbookContent = {
-  version: 'Notebook/1.0'
-  items: [
-    {
-      type: 1
-      name: 'intro'
-      content: {
-        json: '## ISP Monitor\nHeartbeats, outages, uptime, round-trip time and public IP changes per device. A heartbeat is a `requests` row named `Ping` written by the handler (`customDimensions.emitter == "isp-monitor-handler"`) with `success == true`.'
-      }
-    }
-    {
-      type: 3
-      name: 'devices-now'
-      content: {
-        version: 'KqlItem/1.0'
-        title: 'Devices now: minutes silent (as the silence alert counts them)'
-        query: silenceQuery
-        size: 4
-        timeContext: {
-          durationMs: 172800000
-        }
-        queryType: 0
-        resourceType: 'microsoft.insights/components'
-        visualization: 'table'
-      }
-    }
-    {
-      type: 3
-      name: 'heartbeat-timeline'
-      content: {
-        version: 'KqlItem/1.0'
-        title: 'Heartbeats per device (last 24 hours, 5-minute bins)'
-        query: loadTextContent('queries/heartbeat-timeline.kql')
-        size: 0
-        timeContext: {
-          durationMs: 86400000
-        }
-        queryType: 0
-        resourceType: 'microsoft.insights/components'
-        visualization: 'timechart'
-      }
-    }
-    {
-      type: 3
-      name: 'outages'
-      content: {
-        version: 'KqlItem/1.0'
-        title: 'Reported outages (last 30 days)'
-        query: loadTextContent('queries/outages.kql')
-        size: 0
-        timeContext: {
-          durationMs: 2592000000
-        }
-        queryType: 0
-        resourceType: 'microsoft.insights/components'
-        visualization: 'table'
-      }
-    }
-    {
-      type: 3
-      name: 'uptime'
-      content: {
-        version: 'KqlItem/1.0'
-        title: 'Uptime % (24 hours, 7 days, 30 days)'
-        query: loadTextContent('queries/uptime.kql')
-        size: 4
-        timeContext: {
-          durationMs: 2592000000
-        }
-        queryType: 0
-        resourceType: 'microsoft.insights/components'
-        visualization: 'table'
-      }
-    }
-    {
-      type: 3
-      name: 'round-trip-time'
-      content: {
-        version: 'KqlItem/1.0'
-        title: 'Round-trip time, ms (last 7 days, 15-minute bins)'
-        query: loadTextContent('queries/round-trip-time.kql')
-        size: 0
-        timeContext: {
-          durationMs: 604800000
-        }
-        queryType: 0
-        resourceType: 'microsoft.insights/components'
-        visualization: 'timechart'
-      }
-    }
-    {
-      type: 3
-      name: 'public-ip'
-      content: {
-        version: 'KqlItem/1.0'
-        title: 'Public IP addresses (last 30 days): each new row is a change'
-        query: loadTextContent('queries/public-ip.kql')
-        size: 0
-        timeContext: {
-          durationMs: 2592000000
-        }
-        queryType: 0
-        resourceType: 'microsoft.insights/components'
-        visualization: 'table'
-      }
-    }
-  ]
-  fallbackResourceIds: [
-    appInsights.id
-  ]
-  '$schema': 'https://github.com/Microsoft/Application-Insights-Workbooks/blob/master/schema/workbook.json'
-}
+// The workbook's query panels, in order (infra/workbook.bicep puts the introduction above them).
+var workbookIntro = '## ISP Monitor\nHeartbeats, outages, uptime, round-trip time and public IP changes per device. A heartbeat is a `requests` row named `Ping` written by the handler (`customDimensions.emitter == "isp-monitor-handler"`) with `success == true`.'
+var workbookPanels = [
+  {
+    name: 'devices-now'
+    title: 'Devices now: minutes silent (as the silence alert counts them)'
+    query: silenceQuery
+    size: 4
+    durationMs: 172800000
+    visualization: 'table'
+  }
+  {
+    name: 'heartbeat-timeline'
+    title: 'Heartbeats per device (last 24 hours, 5-minute bins)'
+    query: loadTextContent('queries/heartbeat-timeline.kql')
+    size: 0
+    durationMs: 86400000
+    visualization: 'timechart'
+  }
+  {
+    name: 'outages'
+    title: 'Reported outages (last 30 days)'
+    query: loadTextContent('queries/outages.kql')
+    size: 0
+    durationMs: 2592000000
+    visualization: 'table'
+  }
+  {
+    name: 'uptime'
+    title: 'Uptime % (24 hours, 7 days, 30 days)'
+    query: loadTextContent('queries/uptime.kql')
+    size: 4
+    durationMs: 2592000000
+    visualization: 'table'
+  }
+  {
+    name: 'round-trip-time'
+    title: 'Round-trip time, ms (last 7 days, 15-minute bins)'
+    query: loadTextContent('queries/round-trip-time.kql')
+    size: 0
+    durationMs: 604800000
+    visualization: 'timechart'
+  }
+  {
+    name: 'public-ip'
+    title: 'Public IP addresses (last 30 days): each new row is a change'
+    query: loadTextContent('queries/public-ip.kql')
+    size: 0
+    durationMs: 2592000000
+    visualization: 'table'
+  }
+]
 
 // ============ //
 //  Resources   //
@@ -445,352 +504,32 @@ resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-
   }
 }
 
-resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
-  name: '${namePrefix}-alerts-${suffix}'
-  location: 'global'
-  tags: tags
-  properties: {
-    groupShortName: actionGroupShortName
-    enabled: true
-    emailReceivers: emailReceivers
-    smsReceivers: smsReceivers
-    webhookReceivers: webhookReceivers
+module alerts 'infra/alerts.bicep' = {
+  name: '${namePrefix}-alerts'
+  params: {
+    location: location
+    tags: tags
+    actionGroupName: '${namePrefix}-alerts-${suffix}'
+    actionGroupShortName: actionGroupShortName
+    alertEmail: alertEmail
+    smsCountryCode: smsCountryCode
+    smsPhoneNumber: smsPhoneNumber
+    alertWebhookUrl: alertWebhookUrl
+    scopeId: appInsights.id
+    rules: alertRules
   }
 }
 
-// Fires once per device when it has been silent for silenceMinutes, and sends Resolved once when its
-// heartbeats return (stateful: autoMitigate, no mute). One time series per device (dimension).
-resource silenceAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
-  name: '${namePrefix}-device-silent-${suffix}'
-  location: location
-  tags: tags
-  kind: 'LogAlert'
-  properties: {
-    displayName: 'ISP Monitor: device silent'
-    description: 'A device has sent no heartbeat for ${silenceMinutes} minutes or more. Resolves on its own when its heartbeats return.'
-    severity: 1
-    enabled: true
-    scopes: [
-      appInsights.id
-    ]
-    evaluationFrequency: isoMinutes[string(silenceEvaluationMinutes)]
-    windowSize: isoMinutes[string(silenceEvaluationMinutes)]
-    overrideQueryTimeRange: queryLookback
-    autoMitigate: true
-    ruleResolveConfiguration: {
-      autoResolved: true
-      timeToResolve: isoMinutes[string(resolveMinutes)]
-    }
-    criteria: {
-      allOf: [
-        {
-          query: silenceQuery
-          timeAggregation: 'Maximum'
-          metricMeasureColumn: 'minutes_silent'
-          dimensions: [
-            {
-              name: 'device'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-          ]
-          operator: 'GreaterThanOrEqual'
-          threshold: silenceMinutes
-          failingPeriods: {
-            numberOfEvaluationPeriods: 1
-            minFailingPeriodsToAlert: 1
-          }
-        }
-      ]
-    }
-    actions: {
-      actionGroups: [
-        actionGroup.id
-      ]
-    }
-  }
-}
-
-// A stateful rule never repeats, so reminders come from a second, stateless rule over the same rows:
-// it fires on every evaluation (every reminderMinutes) while a device has been silent for at least
-// silenceMinutes + reminderMinutes, so the first reminder follows the silence alert by one interval.
-resource reminderAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (reminderMinutes > 0) {
-  name: '${namePrefix}-device-still-silent-${suffix}'
-  location: location
-  tags: tags
-  kind: 'LogAlert'
-  properties: {
-    displayName: 'ISP Monitor: device still silent (reminder)'
-    description: 'Reminder every ${reminderMinutes} minutes while a device stays silent.'
-    severity: 2
-    enabled: true
-    scopes: [
-      appInsights.id
-    ]
-    // max(): with reminderMinutes 0 the rule is not deployed, but the lookup must still be valid.
-    evaluationFrequency: isoMinutes[string(max(reminderMinutes, 5))]
-    windowSize: isoMinutes[string(max(reminderMinutes, 5))]
-    overrideQueryTimeRange: queryLookback
-    autoMitigate: false
-    criteria: {
-      allOf: [
-        {
-          query: silenceQuery
-          timeAggregation: 'Maximum'
-          metricMeasureColumn: 'minutes_silent'
-          dimensions: [
-            {
-              name: 'device'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-          ]
-          operator: 'GreaterThanOrEqual'
-          threshold: silenceMinutes + reminderMinutes
-          failingPeriods: {
-            numberOfEvaluationPeriods: 1
-            minFailingPeriodsToAlert: 1
-          }
-        }
-      ]
-    }
-    actions: {
-      actionGroups: [
-        actionGroup.id
-      ]
-    }
-  }
-}
-
-// One notification per outage an agent reports (the Outage customEvents), carrying device, start,
-// end, duration and the cause in words (and its code) as dimensions: dimensions are what the email
-// shows (custom properties are not in emails; docs/platform.md §10). Six is Azure's maximum.
-resource outageReportAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
-  name: '${namePrefix}-outage-report-${suffix}'
-  location: location
-  tags: tags
-  kind: 'LogAlert'
-  properties: {
-    displayName: 'ISP Monitor: outage report'
-    description: 'A device reported a finished outage. The dimensions say which device, when it started and ended (UTC), how many minutes it lasted, and its cause in words (cause_code is the agent\'s code). Only an internet-provider or name-resolution cause counts as the ISP\'s downtime.'
-    severity: 3
-    enabled: true
-    scopes: [
-      appInsights.id
-    ]
-    evaluationFrequency: isoMinutes[string(outageReportMinutes)]
-    windowSize: isoMinutes[string(outageReportMinutes)]
-    overrideQueryTimeRange: queryLookback
-    autoMitigate: false
-    criteria: {
-      allOf: [
-        {
-          query: outageReportQuery
-          timeAggregation: 'Count'
-          dimensions: [
-            {
-              name: 'device'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-            {
-              name: 'start_utc'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-            {
-              name: 'end_utc'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-            {
-              name: 'duration_minutes'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-            {
-              name: 'cause'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-            {
-              name: 'cause_code'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-          ]
-          operator: 'GreaterThan'
-          threshold: 0
-          failingPeriods: {
-            numberOfEvaluationPeriods: 1
-            minFailingPeriodsToAlert: 1
-          }
-        }
-      ]
-    }
-    actions: {
-      actionGroups: [
-        actionGroup.id
-      ]
-    }
-  }
-}
-
-// Degraded connection, per device (stateful): fires when at least degradedAtLeast of a device's last
-// degradedOfLast heartbeats had loss or p95 connect time above the limits; the query holds the value
-// for N more heartbeats (hysteresis), and the rule resolves after one more healthy evaluation.
-resource degradedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
-  name: '${namePrefix}-degraded-${suffix}'
-  location: location
-  tags: tags
-  kind: 'LogAlert'
-  properties: {
-    displayName: 'ISP Monitor: connection degraded'
-    description: 'A device\'s connection is degraded: in at least ${degradedAtLeastOfLast} of its last ${degradedOfLast} heartbeats the agent measured more than ${degradedLossPct}% loss or a p95 connect time above ${degradedRttP95Ms} ms. Resolves on its own once ${degradedOfLast} more heartbeats have passed without that.'
-    severity: 2
-    enabled: degradedAlertEnabled
-    scopes: [
-      appInsights.id
-    ]
-    evaluationFrequency: isoMinutes[string(qualityRulesMinutes)]
-    windowSize: isoMinutes[string(qualityRulesMinutes)]
-    overrideQueryTimeRange: queryLookback
-    autoMitigate: true
-    ruleResolveConfiguration: {
-      autoResolved: true
-      timeToResolve: isoMinutes[string(qualityRulesMinutes)]
-    }
-    criteria: {
-      allOf: [
-        {
-          query: degradedQuery
-          timeAggregation: 'Maximum'
-          metricMeasureColumn: 'degraded_heartbeats'
-          dimensions: [
-            {
-              name: 'device'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-          ]
-          operator: 'GreaterThanOrEqual'
-          threshold: degradedAtLeastOfLast
-          failingPeriods: {
-            numberOfEvaluationPeriods: 1
-            minFailingPeriodsToAlert: 1
-          }
-        }
-      ]
-    }
-    actions: {
-      actionGroups: [
-        actionGroup.id
-      ]
-    }
-  }
-}
-
-// Public IP change: one notification per change per device (stateless), with the old and the new
-// address and the time of the first heartbeat from the new one as dimensions (shown in the email).
-resource ipChangeAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
-  name: '${namePrefix}-ip-change-${suffix}'
-  location: location
-  tags: tags
-  kind: 'LogAlert'
-  properties: {
-    displayName: 'ISP Monitor: public IP address changed'
-    description: 'A device\'s public IP address (as the endpoint saw it) changed: old_ip is the address before, new_ip the address after, changed_at (UTC) the time of the first heartbeat from the new address.'
-    severity: 3
-    enabled: ipChangeAlertEnabled
-    scopes: [
-      appInsights.id
-    ]
-    evaluationFrequency: isoMinutes[string(qualityRulesMinutes)]
-    windowSize: isoMinutes[string(qualityRulesMinutes)]
-    overrideQueryTimeRange: queryLookback
-    autoMitigate: false
-    criteria: {
-      allOf: [
-        {
-          query: ipChangeQuery
-          timeAggregation: 'Count'
-          dimensions: [
-            {
-              name: 'device'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-            {
-              name: 'old_ip'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-            {
-              name: 'new_ip'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-            {
-              name: 'changed_at'
-              operator: 'Include'
-              values: [
-                '*'
-              ]
-            }
-          ]
-          operator: 'GreaterThan'
-          threshold: 0
-          failingPeriods: {
-            numberOfEvaluationPeriods: 1
-            minFailingPeriodsToAlert: 1
-          }
-        }
-      ]
-    }
-    actions: {
-      actionGroups: [
-        actionGroup.id
-      ]
-    }
-  }
-}
-
-resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
-  name: guid(resourceGroup().id, namePrefix, 'isp-monitor-workbook')
-  location: location
-  tags: tags
-  kind: 'shared'
-  properties: {
+module workbook 'infra/workbook.bicep' = {
+  name: '${namePrefix}-workbook'
+  params: {
+    location: location
+    tags: tags
+    name: guid(resourceGroup().id, namePrefix, 'isp-monitor-workbook')
     displayName: 'ISP Monitor (${namePrefix})'
-    category: 'workbook'
-    // Lower-cased: the portal links a workbook to its resource by a case-sensitive id (docs/platform.md §7).
-    sourceId: toLower(appInsights.id)
-    version: 'Notebook/1.0'
-    serializedData: string(workbookContent)
+    appInsightsId: appInsights.id
+    introMarkdown: workbookIntro
+    panels: workbookPanels
   }
 }
 
@@ -811,14 +550,7 @@ output appInsightsName string = appInsights.name
 output workspaceName string = workspace.name
 
 @description('The resource ID of the workbook (dashboard).')
-output workbookId string = workbook.id
+output workbookId string = workbook.outputs.workbookId
 
 @description('The names of the alert rules (the reminder rule is absent when reminderMinutes is 0).')
-output alertRuleNames array = concat([
-  silenceAlert.name
-  outageReportAlert.name
-  degradedAlert.name
-  ipChangeAlert.name
-], reminderMinutes > 0 ? [
-  '${namePrefix}-device-still-silent-${suffix}'
-] : [])
+output alertRuleNames array = alerts.outputs.ruleNames

@@ -18,11 +18,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from appinsights import kusto_tables, rows_from_envelopes  # noqa: E402
-from bicep_eval import Template  # noqa: E402
+from bicep_eval import Deployed, Template  # noqa: E402
 from capture import Capture, capture  # noqa: E402
 
 REPO = HERE.parent.parent
 MAIN_BICEP = REPO / "main.bicep"
+# main.bicep and its local modules: every one is parsed, checked and evaluated.
+BICEP_FILES = [MAIN_BICEP, *sorted((REPO / "infra").glob("*.bicep"))]
 QUERIES = REPO / "queries"
 DOCS = REPO / "docs"
 # Parameter values for a deployment: alertEmail is the only required one.
@@ -54,16 +56,54 @@ def report_query_files() -> list[Path]:
     return sorted((QUERIES / "report").glob("*.kql"))
 
 
-def deployed_rule_queries(t: Template) -> dict[str, str]:
+# The alert rules by what they are (the middle of their resource name '<prefix>-<what>-<suffix>').
+RULES = {"silenceAlert": "device-silent", "reminderAlert": "device-still-silent", "outageReportAlert": "outage-report",
+         "degradedAlert": "degraded", "ipChangeAlert": "ip-change"}
+
+
+def deployed_of_type(t: Template, resource_type: str) -> list[Deployed]:
+    return [d for d in t.deployment() if d.type == resource_type]
+
+
+def deployed_rules(t: Template) -> dict[str, Deployed]:
+    """The deployed alert rules (modules followed, loops expanded) by the middle of their name."""
     out = {}
-    for symbol in t.symbols_of_type(SCHEDULED_QUERY_RULE):
-        for i, criterion in enumerate(t.eval(t.resource(symbol)["properties"]["criteria"])["allOf"]):
-            out[f"main.bicep:{symbol}[{i}]"] = criterion["query"]
+    for d in deployed_of_type(t, SCHEDULED_QUERY_RULE):
+        name = d.get("name")
+        match = re.fullmatch(r"[a-z0-9-]+?-([a-z-]+)-u{13}", name)
+        assert match, f"rule name {name!r} is not <prefix>-<what>-<suffix>"
+        assert match.group(1) not in out, f"two rules named {match.group(1)}"
+        out[match.group(1)] = d
     return out
 
 
+def rule_deployed(t: Template, key: str) -> bool:
+    return RULES[key] in deployed_rules(t)
+
+
+def rule_properties(t: Template, key: str) -> dict[str, Any]:
+    """The evaluated properties of a deployed rule (silenceAlert, reminderAlert, outageReportAlert)."""
+    rules = deployed_rules(t)
+    assert RULES[key] in rules, f"{key} is not deployed; deployed: {sorted(rules)}"
+    return rules[RULES[key]].value()["properties"]
+
+
+def deployed_rule_queries(t: Template) -> dict[str, str]:
+    out = {}
+    for what, d in deployed_rules(t).items():
+        for i, criterion in enumerate(d.value()["properties"]["criteria"]["allOf"]):
+            out[f"{d.where}({what})[{i}]"] = criterion["query"]
+    return out
+
+
+def workbook_content(t: Template) -> dict[str, Any]:
+    """The workbook as deployed: its serializedData, parsed."""
+    (workbook,) = deployed_of_type(t, "Microsoft.Insights/workbooks")
+    return json.loads(workbook.get("properties", "serializedData"))
+
+
 def workbook_queries(t: Template) -> dict[str, str]:
-    content = t.eval("workbookContent")
+    content = workbook_content(t)
     return {
         f"main.bicep:workbook:{item['name']}": item["content"]["query"]
         for item in content["items"]

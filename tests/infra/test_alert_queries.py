@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from alert_sim import Rule, evaluate, run_query, simulate
 from appinsights import at, every_minute, host_request_row, ingested_late
-from conftest import DOCS, template, workbook_queries
+from conftest import DOCS, rule_deployed, template, workbook_queries
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -142,7 +142,7 @@ def test_reminders_repeat_while_silent_and_stop_when_back(captured_rows):
     silence, reminder = 5, 15
     t = template(silenceMinutes=silence, reminderMinutes=reminder)
     rule = Rule.from_template(t, "reminderAlert")
-    assert t.deployed("reminderAlert") and not rule.auto_mitigate
+    assert rule_deployed(t, "reminderAlert") and not rule.auto_mitigate
     last, back = T0, T0 + 70 * MIN
     a = heartbeats(captured_rows["dev-a"], T0 - 90 * MIN, last) + heartbeats(captured_rows["dev-a"], back, T0 + 150 * MIN)
     b = heartbeats(captured_rows["dev-b"], T0 - 90 * MIN, T0 + 150 * MIN)
@@ -154,7 +154,7 @@ def test_reminders_repeat_while_silent_and_stop_when_back(captured_rows):
     assert all(later - earlier == timedelta(minutes=reminder) for earlier, later in zip(times, times[1:]))
     assert times[0] - last >= timedelta(minutes=silence + reminder)
     assert times[-1] < back
-    assert not template(reminderMinutes=0).deployed("reminderAlert")
+    assert not rule_deployed(template(reminderMinutes=0), "reminderAlert")
 
 
 # -- outage report ---------------------------------------------------------------------------------

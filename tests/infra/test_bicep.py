@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import tree_sitter_bicep
-from bicep_eval import Reference, Template, iso_minutes
-from conftest import HERE, MAIN_BICEP, SCHEDULED_QUERY_RULE, deployed_rule_queries, template
+from bicep_eval import Reference, Template, iso_minutes, parse
+from conftest import (BICEP_FILES, HERE, MAIN_BICEP, deployed_of_type, deployed_rule_queries, deployed_rules,
+                      rule_deployed, rule_properties, template, workbook_content)
 from tree_sitter import Language, Parser
 
 
@@ -32,9 +33,10 @@ def syntax_errors(source: bytes) -> list[str]:
     return errors
 
 
-def test_bicep_syntax_tree_sitter():
-    """tree-sitter-bicep parses main.bicep with no error node."""
-    assert syntax_errors(MAIN_BICEP.read_bytes()) == []
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
+def test_bicep_syntax_tree_sitter(path):
+    """tree-sitter-bicep parses main.bicep and every module with no error node."""
+    assert syntax_errors(path.read_bytes()) == []
 
 
 def test_tree_sitter_catches_a_syntax_error():
@@ -43,15 +45,20 @@ def test_tree_sitter_catches_a_syntax_error():
 
 
 def test_bicep_parses_with_pycep(main_template):
-    """pycep (the parser checkov uses) reads the whole template: parameters, resources, outputs."""
-    assert {"workspace", "appInsights", "storage", "plan", "app", "actionGroup", "silenceAlert",
-            "reminderAlert", "outageReportAlert", "workbook"} <= set(main_template.parsed["resources"])
+    """pycep (the parser checkov uses) reads the whole template and its modules: the deployment holds
+    every resource, the rules one per object of alertRules."""
+    types = [d.type for d in main_template.deployment()]
+    for expected in ("Microsoft.OperationalInsights/workspaces", "Microsoft.Insights/components",
+                     "Microsoft.Storage/storageAccounts", "Microsoft.Web/serverfarms", "Microsoft.Web/sites",
+                     "Microsoft.Insights/actionGroups", "Microsoft.Insights/workbooks"):
+        assert types.count(expected) == 1, expected
+    assert set(deployed_rules(main_template)) == {"device-silent", "device-still-silent", "outage-report", "degraded", "ip-change"}
 
 
 # -- checkov ---------------------------------------------------------------------------------------
 
 
-def run_checkov(path: Path) -> subprocess.CompletedProcess[str]:
+def run_checkov(*paths: Path) -> subprocess.CompletedProcess[str]:
     checkov = Path(sys.executable).parent / "checkov"
     env = {
         **os.environ,
@@ -61,16 +68,16 @@ def run_checkov(path: Path) -> subprocess.CompletedProcess[str]:
         "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
         "LOG_LEVEL": "WARNING",
     }
-    command = [str(checkov), "--framework", "bicep", "-f", str(path), "--skip-download", "--compact", "--output", "cli"]
+    command = [str(checkov), "--framework", "bicep", "-f", *map(str, paths), "--skip-download", "--compact", "--output", "cli"]
     # Belt and braces: run it in a network namespace of its own where one can be made (root, util-linux).
     if shutil.which("unshare") and subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0:
         command = ["unshare", "--net", *command]
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=path.parent, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=paths[0].parent, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def checkov_main():
-    return run_checkov(MAIN_BICEP)
+    return run_checkov(*BICEP_FILES)
 
 
 def counts(output: str) -> dict[str, int]:
@@ -90,7 +97,7 @@ def test_checkov_parses_and_passes(checkov_main):
 
 
 def test_every_checkov_suppression_gives_a_reason():
-    text = MAIN_BICEP.read_text(encoding="utf-8")
+    text = "".join(p.read_text(encoding="utf-8") for p in BICEP_FILES)
     skips = re.findall(r"checkov:skip=([A-Z0-9_]+)(.*)", text)
     assert skips
     for check, rest in skips:
@@ -107,23 +114,26 @@ def test_checkov_counts_a_parse_failure(tmp_path):
 # -- parameters ------------------------------------------------------------------------------------
 
 
-def test_every_parameter_and_output_is_described(main_template):
-    for name in main_template.parsed["parameters"]:
-        description = main_template.decorators(name).get("description", "")
-        assert re.match(r"(Required|Optional)\. \S", description), f"param {name}: {description!r}"
-    for name, output in main_template.parsed["outputs"].items():
-        assert any(d["type"] == "description" for d in output["decorators"]), f"output {name}"
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
+def test_every_parameter_and_output_is_described(path):
+    t = Template(path=path, parsed=parse(path))
+    assert t.parsed["outputs"], f"{path.name} has no output"
+    for name in t.parsed["parameters"]:
+        description = t.decorators(name).get("description", "")
+        assert re.match(r"(Required|Optional)\. \S", description), f"{path.name} param {name}: {description!r}"
+    for name, output in t.parsed["outputs"].items():
+        assert any(d["type"] == "description" for d in output["decorators"]), f"{path.name} output {name}"
 
 
 def test_limits_on_parameters(main_template):
     d = main_template.decorators
-    assert d("silenceMinutes")["min_value"] >= 2 and main_template.params["silenceMinutes"] == 5
+    assert d("silenceMinutes")["min_value"] >= 2 and main_template.param("silenceMinutes") == 5
     assert set(d("silenceEvaluationMinutes")["allowed"]) == {1, 5, 10, 15}
     assert 0 in d("reminderMinutes")["allowed"]
     assert d("namePrefix")["max_length"] <= 10 and d("namePrefix")["min_length"] >= 2
     assert "secure" in d("alertWebhookUrl")
     assert d("alertEmail")["max_length"] == 64  # an action group's email receiver limit
-    assert "secure" in d("currentPackageUrl") and main_template.params["currentPackageUrl"] == ""
+    assert "secure" in d("currentPackageUrl") and main_template.param("currentPackageUrl") == ""
 
 
 def test_outputs(main_template):
@@ -136,8 +146,7 @@ def test_outputs(main_template):
 
 
 def rule(t: Template, symbol: str) -> dict:
-    assert t.resource_type(symbol) == SCHEDULED_QUERY_RULE
-    return t.eval(t.resource(symbol)["properties"])
+    return rule_properties(t, symbol)
 
 
 def criterion(props: dict) -> dict:
@@ -176,7 +185,9 @@ def test_reminder_rule_is_stateless_and_optional():
     assert props["autoMitigate"] is False
     assert c["threshold"] == 17 and iso_minutes(props["evaluationFrequency"]) == 10
     assert c["dimensions"][0]["name"] == "device"
-    assert not template(reminderMinutes=0).deployed("reminderAlert")
+    assert not rule_deployed(template(reminderMinutes=0), "reminderAlert")
+    assert [n.split("-", 1)[1] for n in template(reminderMinutes=0).output("alertRuleNames")] == [
+        "device-silent-uuuuuuuuuuuuu", "outage-report-uuuuuuuuuuuuu", "degraded-uuuuuuuuuuuuu", "ip-change-uuuuuuuuuuuuu"]
 
 
 def test_outage_rule_window_follows_its_frequency():
@@ -235,9 +246,10 @@ def test_deployed_queries_use_ago_with_literals_only(variant):
     for where, text in queries.items():
         assert "ago(" in text
         assert non_literal_agos(text) == [], where
-    for symbol in t.symbols_of_type(SCHEDULED_QUERY_RULE):
-        if t.deployed(symbol) and iso_minutes(rule(t, symbol)["evaluationFrequency"]) == 1:
-            assert not ONE_MINUTE_FORBIDDEN.search(kql_code(criterion(rule(t, symbol))["query"])), symbol
+    for what, d in deployed_rules(t).items():
+        props = d.value()["properties"]
+        if iso_minutes(props["evaluationFrequency"]) == 1:
+            assert not ONE_MINUTE_FORBIDDEN.search(kql_code(criterion(props)["query"])), what
 
 
 def test_the_ago_scan_catches_a_non_literal():
@@ -262,11 +274,20 @@ def test_silence_rule_chooses_its_time_to_resolve(frequency, minutes):
 
 
 def test_every_rule_notifies_the_action_group(main_template):
-    for symbol in main_template.symbols_of_type(SCHEDULED_QUERY_RULE):
-        props = main_template.resource(symbol)["properties"]
-        assert props["actions"]["actionGroups"] == [{"operator": {"type": "property_accessor", "operands": {"operand_1": "actionGroup", "operand_2": "id"}}}]
-        assert props["scopes"][0]["operator"]["operands"]["operand_1"] == "appInsights"
-        assert len(props["criteria"]["allOf"][0].get("dimensions", [])) <= 6  # Azure's limit
+    for what, d in deployed_rules(main_template).items():
+        props = d.value()["properties"]
+        assert props["actions"]["actionGroups"] == [Reference("actionGroup.id")], what
+        assert props["scopes"] == [Reference("appInsights.id")], what
+        assert 1 <= len(props["criteria"]["allOf"][0]["dimensions"]) <= 6  # Azure's limit
+        for dimension in props["criteria"]["allOf"][0]["dimensions"]:
+            assert dimension["operator"] == "Include" and dimension["values"] == ["*"]
+
+
+def test_the_outage_rule_counts_rows_and_has_every_dimension(main_template):
+    """A null measureColumn / timeToResolve leaves the property out (the row count; a stateless rule)."""
+    c = criterion(rule(main_template, "outageReportAlert"))
+    assert "metricMeasureColumn" not in c and c["timeAggregation"] == "Count"
+    assert [d["name"] for d in c["dimensions"]] == ["device", "start_utc", "end_utc", "duration_minutes", "cause", "cause_code"]
 
 
 # -- the action group and the function app ---------------------------------------------------------
@@ -275,18 +296,18 @@ def test_every_rule_notifies_the_action_group(main_template):
 @pytest.mark.parametrize("prefix", ["ab", "ispmon", "a-long-nam"])
 def test_action_group_short_name_fits(prefix):
     t = template(namePrefix=prefix)
-    group = t.eval(t.resource("actionGroup"))
+    (group,) = (d.value() for d in deployed_of_type(t, "Microsoft.Insights/actionGroups"))
     assert group["location"] == "global"
     assert 1 <= len(group["properties"]["groupShortName"]) <= 12
 
 
 def test_action_group_receivers():
     t = template()
-    props = t.eval(t.resource("actionGroup")["properties"])
+    (props,) = (d.value()["properties"] for d in deployed_of_type(t, "Microsoft.Insights/actionGroups"))
     assert props["emailReceivers"] == [{"name": "owner-email", "emailAddress": "owner@example.com", "useCommonAlertSchema": True}]
     assert props["smsReceivers"] == [] and props["webhookReceivers"] == []
     t = template(smsPhoneNumber="5551234", smsCountryCode="1", alertWebhookUrl="https://hooks.example/x")
-    props = t.eval(t.resource("actionGroup")["properties"])
+    (props,) = (d.value()["properties"] for d in deployed_of_type(t, "Microsoft.Insights/actionGroups"))
     assert props["smsReceivers"][0]["phoneNumber"] == "5551234"
     assert props["webhookReceivers"][0]["serviceUri"] == "https://hooks.example/x"
 
@@ -329,12 +350,17 @@ def test_app_insights_is_workspace_based_with_key_auth(main_template):
 
 
 def test_workbook_has_every_panel(main_template):
-    items = {i["name"] for i in main_template.eval("workbookContent")["items"]}
-    assert {"heartbeat-timeline", "outages", "uptime", "round-trip-time", "public-ip", "devices-now"} <= items
-    wb = main_template.resource("workbook")
+    content = workbook_content(main_template)
+    assert [i["name"] for i in content["items"]] == ["intro", "devices-now", "heartbeat-timeline", "outages", "uptime",
+                                                      "round-trip-time", "public-ip"]
+    assert content["items"][0]["type"] == 1 and content["items"][0]["content"]["json"].startswith("## ISP Monitor")
+    for item in content["items"][1:]:
+        assert item["type"] == 3 and item["content"]["version"] == "KqlItem/1.0" and item["content"]["query"]
+        assert item["content"]["resourceType"] == "microsoft.insights/components"
+    (wb,) = (d.value() for d in deployed_of_type(main_template, "Microsoft.Insights/workbooks"))
     assert wb["kind"] == "shared"
     # Lower-cased, so the portal links the workbook to the component (docs/platform.md §7).
-    assert main_template.eval(wb["properties"]["sourceId"]) == Reference("appInsights.id", lower=True)
+    assert wb["properties"]["sourceId"] == Reference("appInsights.id", lower=True)
 
 
 def app_setting_names(t: Template) -> list[str]:
@@ -354,3 +380,45 @@ def test_a_template_run_keeps_the_package_it_is_given():
     extra = t.eval(t.resource("app")["properties"]["siteConfig"]["appSettings"]["function"]["parameters"]["arg_2"])
     assert extra == [{"name": "WEBSITE_RUN_FROM_PACKAGE", "value": "https://st.blob.core.windows.net/c/p.zip?sig=abc"}]
     assert "WEBSITE_RUN_FROM_PACKAGE" not in app_setting_names(template())
+
+
+# -- degraded and public-IP-change rules (issue 15) -------------------------------------------------
+
+
+@pytest.mark.parametrize("key,switch", [("degradedAlert", "degradedAlertEnabled"), ("ipChangeAlert", "ipChangeAlertEnabled")])
+def test_quality_rules_follow_their_off_switch(key, switch):
+    """On by default; false keeps the rule deployed but disabled (an incremental redeployment never
+    deletes a rule, so only `enabled: false` turns an existing one off). The other rules stay on."""
+    assert rule(template(), key)["enabled"] is True
+    off = template(**{switch: False})
+    assert rule_deployed(off, key) and rule(off, key)["enabled"] is False
+    for other in ("silenceAlert", "outageReportAlert", "degradedAlert", "ipChangeAlert"):
+        if other != key:
+            assert rule(off, other)["enabled"] is True, other
+
+
+def test_quality_rules_as_deployed():
+    """Degraded: stateful per device, Maximum of degraded_heartbeats >= M, M above N counted as N, its
+    thresholds in the query and in the description. IP change: stateless, one row (Count) per change
+    with its old and new address and time as dimensions. Both every 15 minutes."""
+    t = template(degradedLossPct=12, degradedRttP95Ms=300, degradedOfLast=8, degradedAtLeast=20)
+    props = rule(t, "degradedAlert")
+    c = criterion(props)
+    assert props["autoMitigate"] is True and iso_minutes(props["ruleResolveConfiguration"]["timeToResolve"]) == 15
+    assert (c["timeAggregation"], c["metricMeasureColumn"], c["operator"], c["threshold"]) == ("Maximum", "degraded_heartbeats", "GreaterThanOrEqual", 8)
+    assert [d["name"] for d in c["dimensions"]] == ["device"]
+    for line in ("let loss_limit = 12.0;", "let rtt_limit = 300.0;", "let of_last = 8;", "let at_least = 8;"):
+        assert line in c["query"], line
+    assert "12% loss" in props["description"] and "300 ms" in props["description"] and "8 of its last 8" in props["description"]
+    d = template().decorators
+    assert d("degradedOfLast")["min_value"] == 1 and d("degradedAtLeast")["min_value"] == 1
+    assert d("degradedLossPct")["max_value"] <= 99
+
+    props = rule(template(), "ipChangeAlert")
+    c = criterion(props)
+    assert props["autoMitigate"] is False and "ruleResolveConfiguration" not in props
+    assert "metricMeasureColumn" not in c and c["timeAggregation"] == "Count" and (c["operator"], c["threshold"]) == ("GreaterThan", 0)
+    assert [d["name"] for d in c["dimensions"]] == ["device", "old_ip", "new_ip", "changed_at"]
+    for key in ("degradedAlert", "ipChangeAlert"):
+        assert iso_minutes(rule(template(), key)["evaluationFrequency"]) == 15
+        assert len(criterion(rule(template(), key))["dimensions"]) <= 6  # Azure's limit per rule
