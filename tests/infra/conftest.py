@@ -200,5 +200,9 @@ def captured_rows(captured: Capture) -> dict[str, Any]:
         "refused": [r for r in requests if r["success"] is False],
         "outage-a": one(events, "Outage event of dev-a", name="Outage", device="dev-a"),
         "outage-b": one(events, "Outage event of dev-b", name="Outage", device="dev-b"),
+        # dev-q's heartbeats carrying connection quality (quality_* dimensions, docs/telemetry.md).
+        "quality-good": one(requests, "dev-q's good quality", device="dev-q", note="good", success=True),
+        "quality-degraded": one(requests, "dev-q's degraded quality", device="dev-q", note="degraded", success=True),
+        "quality-lost": one(requests, "dev-q's all-lost quality", device="dev-q", note="lost", success=True),
         "all": tables,
     }
