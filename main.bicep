@@ -255,26 +255,27 @@ var alertRules = [
     timeToResolve: null
   }
   // Degraded connection, per device (stateful): fires when at least M (degradedAtLeast) of a device's
-  // last N (degradedOfLast) heartbeats had loss or p95 connect time above the limits; the query holds
-  // the value for N more heartbeats (hysteresis), and the rule resolves after one healthy evaluation.
+  // last N (degradedOfLast) heartbeats had loss or p95 connect time above the limits; the query keeps
+  // it degraded until N heartbeats in a row are good (hysteresis), and the rule resolves after two
+  // healthy evaluations (30 minutes).
   {
     name: '${namePrefix}-degraded-${suffix}'
     deploy: true
     enabled: degradedAlertEnabled
     displayName: 'ISP Monitor: connection degraded'
-    description: 'A device\'s connection is degraded: in at least ${degradedAtLeastOfLast} of its last ${degradedOfLast} heartbeats the agent measured more than ${degradedLossPct}% loss or a p95 connect time above ${degradedRttP95Ms} ms. Resolves on its own once ${degradedOfLast} more heartbeats have passed without that.'
+    description: 'A device\'s connection is degraded: in at least ${degradedAtLeastOfLast} of its last ${degradedOfLast} heartbeats the agent measured more than ${degradedLossPct}% loss or a p95 connect time above ${degradedRttP95Ms} ms. Resolves on its own once ${degradedOfLast} heartbeats in a row are within both limits.'
     severity: 2
     frequency: isoMinutes[string(qualityRulesMinutes)]
     query: degradedQuery
     aggregation: 'Maximum'
-    measureColumn: 'degraded_heartbeats'
+    measureColumn: 'degraded'
     dimensions: [
       'device'
     ]
     operator: 'GreaterThanOrEqual'
-    threshold: degradedAtLeastOfLast
+    threshold: 1
     autoMitigate: true
-    timeToResolve: isoMinutes[string(qualityRulesMinutes)]
+    timeToResolve: isoMinutes[string(2 * qualityRulesMinutes)]
   }
   // Public IP change: one notification per change per device (stateless), with the old and the new
   // address and the time of the first heartbeat from the new one as dimensions (shown in the email).

@@ -398,14 +398,14 @@ def test_quality_rules_follow_their_off_switch(key, switch):
 
 
 def test_quality_rules_as_deployed():
-    """Degraded: stateful per device, Maximum of degraded_heartbeats >= M, M above N counted as N, its
-    thresholds in the query and in the description. IP change: stateless, one row (Count) per change
+    """Degraded: stateful per device, Maximum of degraded (0/1, the query's hysteresis) >= 1, resolved
+    after 30 minutes healthy, M above N counted as N, its thresholds in the query and in the description. IP change: stateless, one row (Count) per change
     with its old and new address and time as dimensions. Both every 15 minutes."""
     t = template(degradedLossPct=12, degradedRttP95Ms=300, degradedOfLast=8, degradedAtLeast=20)
     props = rule(t, "degradedAlert")
     c = criterion(props)
-    assert props["autoMitigate"] is True and iso_minutes(props["ruleResolveConfiguration"]["timeToResolve"]) == 15
-    assert (c["timeAggregation"], c["metricMeasureColumn"], c["operator"], c["threshold"]) == ("Maximum", "degraded_heartbeats", "GreaterThanOrEqual", 8)
+    assert props["autoMitigate"] is True and iso_minutes(props["ruleResolveConfiguration"]["timeToResolve"]) == 30
+    assert (c["timeAggregation"], c["metricMeasureColumn"], c["operator"], c["threshold"]) == ("Maximum", "degraded", "GreaterThanOrEqual", 1)
     assert [d["name"] for d in c["dimensions"]] == ["device"]
     for line in ("let loss_limit = 12.0;", "let rtt_limit = 300.0;", "let of_last = 8;", "let at_least = 8;"):
         assert line in c["query"], line
