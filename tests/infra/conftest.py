@@ -123,7 +123,8 @@ def all_queries() -> dict[str, str]:
     """Every KQL text the project ships, by where it comes from."""
     queries = {f"queries/{p.name}": p.read_text(encoding="utf-8") for p in query_files()}
     queries.update({f"queries/report/{p.name}": p.read_text(encoding="utf-8") for p in report_query_files()})
-    for variant in ({}, {"outageReportMinutes": 60, "silenceEvaluationMinutes": 1, "reminderMinutes": 5}):
+    for variant in ({}, {"outageReportMinutes": 60, "silenceEvaluationMinutes": 1, "reminderMinutes": 5,
+                    "degradedLossPct": 12, "degradedRttP95Ms": 350, "degradedOfLast": 4, "degradedAtLeast": 9}):
         t = template(**variant)
         suffix = "" if not variant else " (non-default parameters)"
         queries.update({k + suffix: v for k, v in deployed_rule_queries(t).items()})
