@@ -1,5 +1,5 @@
 metadata name = 'ISP Monitor'
-metadata description = 'The Azure side of ISP Monitor, composed of the modules in infra/: the custom handler on a Linux Consumption (Y1, the default) or Flex Consumption (FC1) function app, Application Insights on a Log Analytics workspace, per-device silence alerts (fired and resolved per device), reminders while a device stays silent, an email per reported outage, and a workbook. Queries live in queries/*.kql (loaded verbatim; see docs/queries.md).'
+metadata description = 'The Azure side of ISP Monitor, composed of the modules in infra/: the custom handler on a Linux Consumption (Y1, the default) or Flex Consumption (FC1) function app, Application Insights on a Log Analytics workspace, per-device silence alerts (fired and resolved per device), reminders while a device stays silent, an email per reported outage (its cause in words), a degraded-connection alert per device, an email per public-IP change, and a workbook. Queries live in queries/*.kql (loaded verbatim; see docs/queries.md).'
 
 // ============ //
 //  Parameters  //
@@ -64,6 +64,32 @@ param reminderMinutes int = 15
   60
 ])
 param outageReportMinutes int = 15
+
+@description('Optional. Degraded-connection alert (per device, stateful): false disables the rule (it stays deployed, disabled, so a redeployment with false turns an existing rule off).')
+param degradedAlertEnabled bool = true
+
+@description('Optional. A heartbeat is degraded when its connection loss is above this percentage (the agent\'s quality probes; docs/alerts.md).')
+@minValue(0)
+@maxValue(99)
+param degradedLossPct int = 5
+
+@description('Optional. A heartbeat is degraded when its p95 connect time to the probe targets is above this many milliseconds.')
+@minValue(1)
+@maxValue(60000)
+param degradedRttP95Ms int = 200
+
+@description('Optional. N: the degraded alert looks at each device\'s last N heartbeats that carry quality.')
+@minValue(1)
+@maxValue(60)
+param degradedOfLast int = 10
+
+@description('Optional. M: the degraded alert fires when at least M of the last N heartbeats are degraded (M above N counts as N).')
+@minValue(1)
+@maxValue(60)
+param degradedAtLeast int = 5
+
+@description('Optional. Public-IP-change alert (one notification per change per device): false disables the rule (it stays deployed, disabled, so a redeployment with false turns an existing rule off).')
+param ipChangeAlertEnabled bool = true
 
 @description('Optional. Days the Log Analytics workspace keeps telemetry (30 is included in the ingestion price).')
 @minValue(30)
@@ -134,6 +160,17 @@ var silenceQuery = loadTextContent('queries/silence-alert.kql')
 var outageWindowLine = '| where first_ingested > ago(15m)'
 var outageReportQuery = replace(loadTextContent('queries/outage-report.kql'), outageWindowLine, '| where first_ingested > ago(${outageReportMinutes}m)')
 
+// The degraded rule's thresholds go into its query's `let` lines (docs/alerts.md "Degraded connection").
+// M above N counts as N.
+var degradedAtLeastOfLast = min(degradedAtLeast, degradedOfLast)
+var degradedQueryText = loadTextContent('queries/degraded-alert.kql')
+var degradedQueryLimits = replace(replace(degradedQueryText, 'let loss_limit = 5.0;', 'let loss_limit = ${degradedLossPct}.0;'), 'let rtt_limit = 200.0;', 'let rtt_limit = ${degradedRttP95Ms}.0;')
+var degradedQuery = replace(replace(degradedQueryLimits, 'let of_last = 10;', 'let of_last = ${degradedOfLast};'), 'let at_least = 5;', 'let at_least = ${degradedAtLeastOfLast};')
+// The two quality/address rules run every 15 minutes (the cheapest frequency with per-device
+// notice well inside the hour; docs/alerts.md "Cost"); the IP query's window is that frequency.
+var qualityRulesMinutes = 15
+var ipChangeQuery = loadTextContent('queries/ip-change-alert.kql')
+
 // A fired silence alert resolves once the rule has evaluated healthy this long: chosen here
 // (ruleResolveConfiguration, docs/platform.md §7) instead of inherited from the frequency (10 minutes
 // at 1 minute, 3 periods at 5-15 minutes). 10 minutes, or one period when that is longer, so a
@@ -147,6 +184,8 @@ var isFlex = hostingPlan == 'flex'
 // is required (use null where null is allowed):
 //   name           string       resource name: '${namePrefix}-<what>-${suffix}'
 //   deploy         bool         false: not deployed, and absent from the alertRuleNames output
+//   enabled        bool         false: deployed but disabled (an off switch that also turns off a rule
+//                                deployed before: deploy.sh deploys incrementally, which never deletes)
 //   displayName    string       shown in the portal and the email subject
 //   description    string       shown in the email
 //   severity       int          0 (critical) to 4 (verbose)
@@ -169,6 +208,7 @@ var alertRules = [
   {
     name: '${namePrefix}-device-silent-${suffix}'
     deploy: true
+    enabled: true
     displayName: 'ISP Monitor: device silent'
     description: 'A device has sent no heartbeat for ${silenceMinutes} minutes or more. Resolves on its own when its heartbeats return.'
     severity: 1
@@ -191,6 +231,7 @@ var alertRules = [
   {
     name: '${namePrefix}-device-still-silent-${suffix}'
     deploy: reminderMinutes > 0
+    enabled: true
     displayName: 'ISP Monitor: device still silent (reminder)'
     description: 'Reminder every ${reminderMinutes} minutes while a device stays silent.'
     severity: 2
@@ -208,12 +249,14 @@ var alertRules = [
     timeToResolve: null
   }
   // One notification per outage an agent reports (the Outage customEvents), carrying device, start,
-  // end, duration and cause as dimensions so they appear in the email.
+  // end, duration and the cause in words (and its code) as dimensions: dimensions are what the email
+  // shows (custom properties are not in emails; docs/platform.md §11). Six is Azure's maximum.
   {
     name: '${namePrefix}-outage-report-${suffix}'
     deploy: true
+    enabled: true
     displayName: 'ISP Monitor: outage report'
-    description: 'A device reported a finished outage: device, start, end, duration and cause are in the dimensions.'
+    description: 'A device reported a finished outage. The dimensions say which device, when it started and ended (UTC), how many minutes it lasted, and its cause in words (cause_code is the agent\'s code). Only an internet-provider or name-resolution cause counts as the ISP\'s downtime.'
     severity: 3
     frequency: isoMinutes[string(outageReportMinutes)]
     query: outageReportQuery
@@ -225,6 +268,54 @@ var alertRules = [
       'end_utc'
       'duration_minutes'
       'cause'
+      'cause_code'
+    ]
+    operator: 'GreaterThan'
+    threshold: 0
+    autoMitigate: false
+    timeToResolve: null
+  }
+  // Degraded connection, per device (stateful): fires when at least M (degradedAtLeast) of a device's
+  // last N (degradedOfLast) heartbeats had loss or p95 connect time above the limits; the query keeps
+  // it degraded until N heartbeats in a row are good (hysteresis), and the rule resolves after two
+  // healthy evaluations (30 minutes).
+  {
+    name: '${namePrefix}-degraded-${suffix}'
+    deploy: true
+    enabled: degradedAlertEnabled
+    displayName: 'ISP Monitor: connection degraded'
+    description: 'A device\'s connection is degraded: in at least ${degradedAtLeastOfLast} of its last ${degradedOfLast} heartbeats the agent measured more than ${degradedLossPct}% loss or a p95 connect time above ${degradedRttP95Ms} ms. Resolves on its own once ${degradedOfLast} heartbeats in a row are within both limits.'
+    severity: 2
+    frequency: isoMinutes[string(qualityRulesMinutes)]
+    query: degradedQuery
+    aggregation: 'Maximum'
+    measureColumn: 'degraded'
+    dimensions: [
+      'device'
+    ]
+    operator: 'GreaterThanOrEqual'
+    threshold: 1
+    autoMitigate: true
+    timeToResolve: isoMinutes[string(2 * qualityRulesMinutes)]
+  }
+  // Public IP change: one notification per change per device (stateless), with the old and the new
+  // address and the time of the first heartbeat from the new one as dimensions (shown in the email).
+  {
+    name: '${namePrefix}-ip-change-${suffix}'
+    deploy: true
+    enabled: ipChangeAlertEnabled
+    displayName: 'ISP Monitor: public IP address changed'
+    description: 'A device\'s public IP address (as the endpoint saw it) changed: old_ip is the address before, new_ip the address after, changed_at (UTC) the time of the first heartbeat from the new address.'
+    severity: 3
+    frequency: isoMinutes[string(qualityRulesMinutes)]
+    query: ipChangeQuery
+    aggregation: 'Count'
+    measureColumn: null
+    dimensions: [
+      'device'
+      'old_ip'
+      'new_ip'
+      'changed_at'
     ]
     operator: 'GreaterThan'
     threshold: 0

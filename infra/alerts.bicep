@@ -96,7 +96,8 @@ resource rule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for r in ru
     displayName: r.displayName
     description: r.description
     severity: r.severity
-    enabled: true
+    // The object's off switch: a disabled rule stays deployed and evaluates nothing.
+    enabled: r.enabled
     scopes: [
       scopeId
     ]

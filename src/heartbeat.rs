@@ -25,6 +25,11 @@ pub const MAX_AGENT_VERSION_CHARS: usize = 40;
 pub const MAX_OUTAGES_PER_HEARTBEAT: usize = 50;
 /// The device recorded when neither the body nor the `X-Device` header names one.
 pub const UNKNOWN_DEVICE: &str = "unknown";
+/// Most connect attempts one heartbeat's quality may report (interface A).
+pub const MAX_QUALITY_PROBES: u64 = 100;
+/// Longest time a quality figure may report, in milliseconds: a minute, longer than any probe
+/// timeout the agent accepts.
+pub const MAX_QUALITY_MS: f64 = 60_000.0;
 
 /// A validated heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,6 +49,209 @@ pub struct Heartbeat {
     /// Finished outages the agent recorded while it could not reach us.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outages: Vec<OutageReport>,
+    /// Connection quality the agent measured during the previous interval; absent from agents
+    /// that do not measure it (older ones, curl, `--quality off`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Quality>,
+}
+
+/// Connection quality over one heartbeat interval, as the agent measured it (interface A): TCP
+/// connect attempts to its probe targets, and the resolution time of the endpoint's host name.
+/// Only [`Heartbeat::parse`] (or the agent's measurement) makes one, so the rules below hold:
+/// `1 <= probes <= 100`, `lost <= probes`, the round-trip figures are null exactly when every
+/// attempt was lost, `rtt_p50_ms <= rtt_p95_ms`, every time from 0 to 60,000 ms.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quality {
+    /// Connect attempts made.
+    pub probes: u32,
+    /// Attempts that did not connect (refused, timed out, unreachable).
+    pub lost: u32,
+    /// Median connect time of the attempts that connected, in milliseconds.
+    pub rtt_p50_ms: Option<f64>,
+    /// 95th percentile (nearest rank) of the same.
+    pub rtt_p95_ms: Option<f64>,
+    /// How long the endpoint's host name took to resolve; null when it did not resolve (or the
+    /// endpoint is addressed by IP, so there is nothing to resolve).
+    pub dns_ms: Option<f64>,
+}
+
+impl Quality {
+    /// The share of attempts lost, in percent (0 to 100), to two decimals.
+    pub fn loss_pct(&self) -> f64 {
+        if self.probes == 0 {
+            return 0.0;
+        }
+        (f64::from(self.lost) * 10_000.0 / f64::from(self.probes)).round() / 100.0
+    }
+
+    /// Validates the `quality` object of a heartbeat body.
+    fn from_json(value: &Value) -> Result<Quality, QualityError> {
+        let Value::Object(fields) = value else {
+            return Err(QualityError::NotAnObject {
+                found: json_type(value),
+            });
+        };
+        let probes = required_count(fields, "probes", 1, MAX_QUALITY_PROBES)?;
+        let lost = required_count(fields, "lost", 0, MAX_QUALITY_PROBES)?;
+        if lost > probes {
+            return Err(QualityError::LostExceedsProbes { lost, probes });
+        }
+        let every_attempt_lost = lost == probes;
+        let mut rtt = [None, None];
+        for (slot, field) in rtt.iter_mut().zip(["rtt_p50_ms", "rtt_p95_ms"]) {
+            *slot = optional_ms(fields, field)?;
+            match (*slot, every_attempt_lost) {
+                (Some(_), true) => return Err(QualityError::RttWithoutAnswers { field }),
+                (None, false) => return Err(QualityError::RttMissing { field }),
+                _ => {}
+            }
+        }
+        let [rtt_p50_ms, rtt_p95_ms] = rtt;
+        if let (Some(p50), Some(p95)) = (rtt_p50_ms, rtt_p95_ms)
+            && p50 > p95
+        {
+            return Err(QualityError::MedianAboveP95 { p50, p95 });
+        }
+        Ok(Quality {
+            probes: probes as u32,
+            lost: lost as u32,
+            rtt_p50_ms,
+            rtt_p95_ms,
+            dns_ms: optional_ms(fields, "dns_ms")?,
+        })
+    }
+}
+
+/// Why a heartbeat's `quality` object was refused. Each message is one line naming the field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QualityError {
+    NotAnObject {
+        found: &'static str,
+    },
+    Missing {
+        field: &'static str,
+    },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    OutOfRange {
+        field: &'static str,
+        value: String,
+        range: &'static str,
+    },
+    LostExceedsProbes {
+        lost: u64,
+        probes: u64,
+    },
+    /// A round-trip figure although no attempt connected.
+    RttWithoutAnswers {
+        field: &'static str,
+    },
+    /// No round-trip figure although some attempts connected.
+    RttMissing {
+        field: &'static str,
+    },
+    MedianAboveP95 {
+        p50: f64,
+        p95: f64,
+    },
+}
+
+impl fmt::Display for QualityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QualityError::NotAnObject { found } => {
+                write!(f, "`quality` must be an object, found {found}")
+            }
+            QualityError::Missing { field } => write!(f, "`quality.{field}` is missing"),
+            QualityError::WrongType {
+                field,
+                expected,
+                found,
+            } => write!(f, "`quality.{field}` must be {expected}, found {found}"),
+            QualityError::OutOfRange {
+                field,
+                value,
+                range,
+            } => write!(f, "`quality.{field}` is {value}; it must be {range}"),
+            QualityError::LostExceedsProbes { lost, probes } => write!(
+                f,
+                "`quality.lost` is {lost}; it cannot exceed `quality.probes` ({probes})"
+            ),
+            QualityError::RttWithoutAnswers { field } => write!(
+                f,
+                "`quality.{field}` must be null when every attempt was lost (`lost` equals `probes`)"
+            ),
+            QualityError::RttMissing { field } => write!(
+                f,
+                "`quality.{field}` must be a number when some attempts connected (`lost` is below `probes`)"
+            ),
+            QualityError::MedianAboveP95 { p50, p95 } => write!(
+                f,
+                "`quality.rtt_p50_ms` ({p50}) is above `quality.rtt_p95_ms` ({p95}); the median cannot exceed the 95th percentile"
+            ),
+        }
+    }
+}
+
+/// A whole number from `min` to `max` that must be present.
+fn required_count(
+    fields: &Map<String, Value>,
+    field: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<u64, QualityError> {
+    let range = if min == 0 {
+        "an integer from 0 to 100"
+    } else {
+        "an integer from 1 to 100"
+    };
+    let value = match fields.get(field) {
+        None | Some(Value::Null) => return Err(QualityError::Missing { field }),
+        Some(value) => value,
+    };
+    match value.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        Some(n) => Err(QualityError::OutOfRange {
+            field,
+            value: n.to_string(),
+            range: if min == 0 {
+                "from 0 to 100"
+            } else {
+                "from 1 to 100"
+            },
+        }),
+        None => Err(QualityError::WrongType {
+            field,
+            expected: range,
+            found: json_type(value),
+        }),
+    }
+}
+
+/// A time in milliseconds from 0 to [`MAX_QUALITY_MS`], or null (absent counts as null).
+fn optional_ms(
+    fields: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<f64>, QualityError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(ms) if (0.0..=MAX_QUALITY_MS).contains(&ms) => Ok(Some(ms)),
+            _ => Err(QualityError::OutOfRange {
+                field,
+                value: n.to_string(),
+                range: "from 0 to 60000 milliseconds",
+            }),
+        },
+        Some(other) => Err(QualityError::WrongType {
+            field,
+            expected: "a number of milliseconds or null",
+            found: json_type(other),
+        }),
+    }
 }
 
 /// Why a heartbeat was refused. Each variant's message is the one-line reason the client sees.
@@ -98,6 +306,7 @@ pub enum HeartbeatError {
         index: usize,
         error: OutageReportError,
     },
+    Quality(QualityError),
 }
 
 impl HeartbeatError {
@@ -169,6 +378,7 @@ impl fmt::Display for HeartbeatError {
                 "`outages` has {count} entries; the limit is {MAX_OUTAGES_PER_HEARTBEAT}"
             ),
             HeartbeatError::Outage { index, error } => write!(f, "`outages[{index}]`: {error}"),
+            HeartbeatError::Quality(error) => error.fmt(f),
         }
     }
 }
@@ -185,6 +395,7 @@ impl Heartbeat {
             seq: None,
             rtt_ms: None,
             outages: Vec::new(),
+            quality: None,
         }
     }
 
@@ -243,6 +454,10 @@ impl Heartbeat {
             }
             Some(other) => return Err(wrong_type("outages", "an array", other)),
         };
+        let quality = match fields.get("quality") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(Quality::from_json(value).map_err(HeartbeatError::Quality)?),
+        };
 
         Ok(Heartbeat {
             device,
@@ -251,6 +466,7 @@ impl Heartbeat {
             seq: optional_count(&fields, "seq")?,
             rtt_ms: optional_count(&fields, "rtt_ms")?,
             outages,
+            quality,
         })
     }
 }
@@ -399,5 +615,156 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains('\n'));
+    }
+
+    fn quality(json: &str) -> Result<Option<Quality>, String> {
+        parse(&format!(r#"{{"device": "d", "quality": {json}}}"#))
+            .map(|beat| beat.quality)
+            .map_err(|err| {
+                assert_eq!(err.status_code(), 400, "{err}");
+                err.to_string()
+            })
+    }
+
+    /// A full quality object is kept as sent; nulls are allowed where every attempt was lost or
+    /// the name did not resolve; `quality: null` and no quality at all are a heartbeat without it.
+    #[test]
+    fn quality_is_parsed_with_its_nulls() {
+        let full = quality(
+            r#"{"probes": 9, "lost": 1, "rtt_p50_ms": 12.5, "rtt_p95_ms": 40, "dns_ms": 3.25}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            full,
+            Quality {
+                probes: 9,
+                lost: 1,
+                rtt_p50_ms: Some(12.5),
+                rtt_p95_ms: Some(40.0),
+                dns_ms: Some(3.25)
+            }
+        );
+        assert_eq!(full.loss_pct(), 11.11);
+        let all_lost = quality(
+            r#"{"probes": 3, "lost": 3, "rtt_p50_ms": null, "rtt_p95_ms": null, "dns_ms": null}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((all_lost.rtt_p95_ms, all_lost.dns_ms), (None, None));
+        assert_eq!(all_lost.loss_pct(), 100.0);
+        // Absent figures are null figures.
+        assert_eq!(
+            quality(r#"{"probes": 1, "lost": 1}"#)
+                .unwrap()
+                .unwrap()
+                .loss_pct(),
+            100.0
+        );
+        assert_eq!(quality("null").unwrap(), None);
+        assert_eq!(parse(r#"{"device": "d"}"#).unwrap().quality, None);
+        // The bounds themselves are accepted.
+        assert!(
+            quality(r#"{"probes": 100, "lost": 0, "rtt_p50_ms": 0, "rtt_p95_ms": 60000, "dns_ms": 60000}"#)
+                .is_ok()
+        );
+    }
+
+    /// Every bad quality object is refused with a one-line reason naming the field, word for word.
+    #[test]
+    fn quality_refusals_name_the_field() {
+        for (json, reason) in [
+            ("[]", "`quality` must be an object, found an array"),
+            (r#"{"lost": 0}"#, "`quality.probes` is missing"),
+            (
+                r#"{"probes": null, "lost": 0}"#,
+                "`quality.probes` is missing",
+            ),
+            (r#"{"probes": 3}"#, "`quality.lost` is missing"),
+            (
+                r#"{"probes": "3", "lost": 0}"#,
+                "`quality.probes` must be an integer from 1 to 100, found a string",
+            ),
+            (
+                r#"{"probes": 2.5, "lost": 0}"#,
+                "`quality.probes` must be an integer from 1 to 100, found a negative or fractional number",
+            ),
+            (
+                r#"{"probes": 0, "lost": 0}"#,
+                "`quality.probes` is 0; it must be from 1 to 100",
+            ),
+            (
+                r#"{"probes": 101, "lost": 0}"#,
+                "`quality.probes` is 101; it must be from 1 to 100",
+            ),
+            (
+                r#"{"probes": 3, "lost": -1}"#,
+                "`quality.lost` must be an integer from 0 to 100, found a negative or fractional number",
+            ),
+            (
+                r#"{"probes": 3, "lost": 4}"#,
+                "`quality.lost` is 4; it cannot exceed `quality.probes` (3)",
+            ),
+            (
+                r#"{"probes": 3, "lost": 3, "rtt_p50_ms": 5}"#,
+                "`quality.rtt_p50_ms` must be null when every attempt was lost (`lost` equals `probes`)",
+            ),
+            (
+                r#"{"probes": 3, "lost": 1, "rtt_p50_ms": 5}"#,
+                "`quality.rtt_p95_ms` must be a number when some attempts connected (`lost` is below `probes`)",
+            ),
+            (
+                r#"{"probes": 3, "lost": 0, "rtt_p50_ms": "5", "rtt_p95_ms": 6}"#,
+                "`quality.rtt_p50_ms` must be a number of milliseconds or null, found a string",
+            ),
+            (
+                r#"{"probes": 3, "lost": 0, "rtt_p50_ms": -0.5, "rtt_p95_ms": 6}"#,
+                "`quality.rtt_p50_ms` is -0.5; it must be from 0 to 60000 milliseconds",
+            ),
+            (
+                r#"{"probes": 3, "lost": 0, "rtt_p50_ms": 5, "rtt_p95_ms": 60000.5}"#,
+                "`quality.rtt_p95_ms` is 60000.5; it must be from 0 to 60000 milliseconds",
+            ),
+            (
+                r#"{"probes": 3, "lost": 0, "rtt_p50_ms": 40, "rtt_p95_ms": 30}"#,
+                "`quality.rtt_p50_ms` (40) is above `quality.rtt_p95_ms` (30); the median cannot exceed the 95th percentile",
+            ),
+            (
+                r#"{"probes": 3, "lost": 0, "rtt_p50_ms": 4, "rtt_p95_ms": 5, "dns_ms": true}"#,
+                "`quality.dns_ms` must be a number of milliseconds or null, found a boolean",
+            ),
+            (
+                r#"{"probes": 3, "lost": 0, "rtt_p50_ms": 4, "rtt_p95_ms": 5, "dns_ms": 1e9}"#,
+                "`quality.dns_ms` is 1000000000.0; it must be from 0 to 60000 milliseconds",
+            ),
+        ] {
+            let err = quality(json).unwrap_err();
+            assert_eq!(err, reason, "quality {json}");
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    /// What the agent serializes is what the handler parses back: nulls travel as nulls.
+    #[test]
+    fn quality_round_trips() {
+        let mut beat = Heartbeat::new("d");
+        beat.quality = Some(Quality {
+            probes: 6,
+            lost: 6,
+            rtt_p50_ms: None,
+            rtt_p95_ms: None,
+            dns_ms: Some(1.5),
+        });
+        let body = serde_json::to_string(&beat).unwrap();
+        assert!(body.contains(r#""rtt_p50_ms":null"#), "{body}");
+        assert_eq!(
+            Heartbeat::parse(body.as_bytes(), None, Utc::now()).unwrap(),
+            beat
+        );
+        assert!(
+            !serde_json::to_string(&Heartbeat::new("d"))
+                .unwrap()
+                .contains("quality")
+        );
     }
 }

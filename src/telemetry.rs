@@ -256,7 +256,25 @@ fn request_attributes(record: &RequestRecord<'_>) -> Vec<KeyValue> {
     if let Err(refused) = &record.heartbeat {
         attributes.push(KeyValue::new("error", bounded(refused.reason)));
     }
+    if let Some(quality) = beat.and_then(|b| b.quality.as_ref()) {
+        attributes.extend(quality_attributes(quality));
+    }
     attributes
+}
+
+/// The `quality_*` keys (interface A, docs/telemetry.md), only on rows whose heartbeat carried
+/// quality: a row without them is an agent that does not measure, not a perfect connection. A
+/// null figure is recorded as empty, as the other optional counts are.
+fn quality_attributes(quality: &crate::heartbeat::Quality) -> [KeyValue; 6] {
+    let ms = |value: Option<f64>| value.map(|ms| ms.to_string()).unwrap_or_default();
+    [
+        KeyValue::new("quality_probes", i64::from(quality.probes)),
+        KeyValue::new("quality_lost", i64::from(quality.lost)),
+        KeyValue::new("quality_loss_pct", quality.loss_pct().to_string()),
+        KeyValue::new("quality_rtt_p50_ms", ms(quality.rtt_p50_ms)),
+        KeyValue::new("quality_rtt_p95_ms", ms(quality.rtt_p95_ms)),
+        KeyValue::new("quality_dns_ms", ms(quality.dns_ms)),
+    ]
 }
 
 /// Cuts a value to [`MAX_ATTRIBUTE_BYTES`] at a character boundary.

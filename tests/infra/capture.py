@@ -177,7 +177,8 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], deadline: float) -> 
 
 # What the capture sends: two devices' heartbeats as Azure's front end forwards them (the peer it saw
 # appended to X-Forwarded-For; TEST-NET addresses, never contacted), dev-a again from a new public
-# address carrying an outage report, dev-b with another, and two refused heartbeats (one naming dev-b).
+# address carrying an outage report, dev-b with another, dev-q's heartbeats with connection quality, and
+# refused heartbeats (one naming dev-b, one dev-q's bad quality object).
 OUTAGE = {
     "id": "0b7e3c1e-5d7a-4c1b-9a59-3f5b7a0c2d11",
     "start": "2026-11-25T10:00:00Z",
@@ -191,6 +192,10 @@ OUTAGE_B = {
     "cause": "dns",
 }
 DEV_A_IP, DEV_A_NEW_IP, DEV_B_IP = "203.0.113.7", "203.0.113.99", "198.51.100.20"
+DEV_Q_IP = "198.51.100.77"
+QUALITY_GOOD = {"probes": 9, "lost": 0, "rtt_p50_ms": 12.5, "rtt_p95_ms": 20.25, "dns_ms": 3.5}
+QUALITY_DEGRADED = {"probes": 9, "lost": 3, "rtt_p50_ms": 180, "rtt_p95_ms": 450.5, "dns_ms": 25}
+QUALITY_LOST = {"probes": 9, "lost": 9, "rtt_p50_ms": None, "rtt_p95_ms": None, "dns_ms": None}
 REQUESTS_SENT: list[tuple[str, dict[str, Any] | bytes, dict[str, str]]] = [
     ("dev-a", {"device": "dev-a", "note": "x", "agent_version": "0.1.0", "seq": 1, "rtt_ms": 12},
      {"X-Forwarded-For": f"{DEV_A_IP}:50001"}),
@@ -202,6 +207,20 @@ REQUESTS_SENT: list[tuple[str, dict[str, Any] | bytes, dict[str, str]]] = [
     ("dev-b+outage",
      {"device": "dev-b", "note": "y", "agent_version": "0.1.0", "seq": 2, "rtt_ms": 16, "outages": [OUTAGE_B]},
      {"X-Forwarded-For": f"{DEV_B_IP}:50006"}),
+    # dev-q measures connection quality (interface A): a good interval, a degraded one, one where
+    # every connect attempt was lost (null times), and a quality object the handler refuses.
+    ("dev-q-good",
+     {"device": "dev-q", "note": "good", "agent_version": "0.2.0", "seq": 1, "rtt_ms": 14, "quality": QUALITY_GOOD},
+     {"X-Forwarded-For": f"{DEV_Q_IP}:50011"}),
+    ("dev-q-degraded",
+     {"device": "dev-q", "note": "degraded", "agent_version": "0.2.0", "seq": 2, "rtt_ms": 250,
+      "quality": QUALITY_DEGRADED},
+     {"X-Forwarded-For": f"{DEV_Q_IP}:50012"}),
+    ("dev-q-lost",
+     {"device": "dev-q", "note": "lost", "agent_version": "0.2.0", "seq": 3, "rtt_ms": 900, "quality": QUALITY_LOST},
+     {"X-Forwarded-For": f"{DEV_Q_IP}:50013"}),
+    ("refused-quality", {"device": "dev-q", "seq": 4, "quality": {"probes": 3, "lost": 4}},
+     {"X-Forwarded-For": f"{DEV_Q_IP}:50014", "X-Device": "dev-q"}),
     ("refused-json", b"{not json", {"X-Forwarded-For": f"{DEV_A_IP}:50004"}),
     ("refused-dev-b", {"device": "dev-b", "note": "n" * 600, "seq": 2}, {"X-Forwarded-For": f"{DEV_B_IP}:50005"}),
 ]

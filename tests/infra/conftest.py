@@ -57,7 +57,8 @@ def report_query_files() -> list[Path]:
 
 
 # The alert rules by what they are (the middle of their resource name '<prefix>-<what>-<suffix>').
-RULES = {"silenceAlert": "device-silent", "reminderAlert": "device-still-silent", "outageReportAlert": "outage-report"}
+RULES = {"silenceAlert": "device-silent", "reminderAlert": "device-still-silent", "outageReportAlert": "outage-report",
+         "degradedAlert": "degraded", "ipChangeAlert": "ip-change"}
 
 
 def deployed_of_type(t: Template, resource_type: str) -> list[Deployed]:
@@ -122,7 +123,8 @@ def all_queries() -> dict[str, str]:
     """Every KQL text the project ships, by where it comes from."""
     queries = {f"queries/{p.name}": p.read_text(encoding="utf-8") for p in query_files()}
     queries.update({f"queries/report/{p.name}": p.read_text(encoding="utf-8") for p in report_query_files()})
-    for variant in ({}, {"outageReportMinutes": 60, "silenceEvaluationMinutes": 1, "reminderMinutes": 5}):
+    for variant in ({}, {"outageReportMinutes": 60, "silenceEvaluationMinutes": 1, "reminderMinutes": 5,
+                    "degradedLossPct": 12, "degradedRttP95Ms": 350, "degradedOfLast": 4, "degradedAtLeast": 9}):
         t = template(**variant)
         suffix = "" if not variant else " (non-default parameters)"
         queries.update({k + suffix: v for k, v in deployed_rule_queries(t).items()})
@@ -199,5 +201,9 @@ def captured_rows(captured: Capture) -> dict[str, Any]:
         "refused": [r for r in requests if r["success"] is False],
         "outage-a": one(events, "Outage event of dev-a", name="Outage", device="dev-a"),
         "outage-b": one(events, "Outage event of dev-b", name="Outage", device="dev-b"),
+        # dev-q's heartbeats carrying connection quality (quality_* dimensions, docs/telemetry.md).
+        "quality-good": one(requests, "dev-q's good quality", device="dev-q", note="good", success=True),
+        "quality-degraded": one(requests, "dev-q's degraded quality", device="dev-q", note="degraded", success=True),
+        "quality-lost": one(requests, "dev-q's all-lost quality", device="dev-q", note="lost", success=True),
         "all": tables,
     }

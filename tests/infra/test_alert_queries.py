@@ -166,15 +166,15 @@ def test_outage_report_notifies_once_per_outage_with_its_details(captured_rows, 
     duration and cause as the agent sent them; an agent's resend of the same outage is not reported again."""
     rule = Rule.from_template(template(outageReportMinutes=report_minutes), "outageReportAlert")
     assert not rule.auto_mitigate and rule.time_aggregation == "Count"
-    assert rule.dimensions == ["device", "start_utc", "end_utc", "duration_minutes", "cause"]
+    assert rule.dimensions == ["device", "start_utc", "end_utc", "duration_minutes", "cause", "cause_code"]
     a, b = captured_rows["outage-a"], captured_rows["outage-b"]
     events = [at(a, T0 + 3 * MIN), at(b, T0 + 4 * MIN), at(a, T0 + (report_minutes + 5) * MIN)]  # resend of a
     data = tables(heartbeats(captured_rows["dev-a"], T0 - 30 * MIN, T0 + 90 * MIN), events)
     sent = simulate(rule, data, T0 + timedelta(seconds=20), T0 + 3 * report_minutes * MIN)
 
     expected = {
-        ("dev-a", "2026-11-25T10:00:00Z", "2026-11-25T10:07:30Z", 7.5, "isp"),
-        ("dev-b", "2026-11-25T11:00:00Z", "2026-11-25T11:02:00Z", 2.0, "dns"),
+        ("dev-a", "2026-11-25T10:00:00Z", "2026-11-25T10:07:30Z", 7.5, "your internet provider (DNS and internet targets unreachable)", "isp"),
+        ("dev-b", "2026-11-25T11:00:00Z", "2026-11-25T11:02:00Z", 2.0, "name resolution (internet targets answered, the endpoint's name did not resolve)", "dns"),
     }
     assert sorted(n.dimensions for n in sent) == sorted(expected)
     assert {n.kind for n in sent} == {"Notified"}

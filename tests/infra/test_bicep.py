@@ -52,7 +52,7 @@ def test_bicep_parses_with_pycep(main_template):
                      "Microsoft.Storage/storageAccounts", "Microsoft.Web/serverfarms", "Microsoft.Web/sites",
                      "Microsoft.Insights/actionGroups", "Microsoft.Insights/workbooks"):
         assert types.count(expected) == 1, expected
-    assert set(deployed_rules(main_template)) == {"device-silent", "device-still-silent", "outage-report"}
+    assert set(deployed_rules(main_template)) == {"device-silent", "device-still-silent", "outage-report", "degraded", "ip-change"}
 
 
 # -- checkov ---------------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def test_reminder_rule_is_stateless_and_optional():
     assert c["dimensions"][0]["name"] == "device"
     assert not rule_deployed(template(reminderMinutes=0), "reminderAlert")
     assert [n.split("-", 1)[1] for n in template(reminderMinutes=0).output("alertRuleNames")] == [
-        "device-silent-uuuuuuuuuuuuu", "outage-report-uuuuuuuuuuuuu"]
+        "device-silent-uuuuuuuuuuuuu", "outage-report-uuuuuuuuuuuuu", "degraded-uuuuuuuuuuuuu", "ip-change-uuuuuuuuuuuuu"]
 
 
 def test_outage_rule_window_follows_its_frequency():
@@ -251,7 +251,7 @@ def test_deployed_queries_use_ago_with_literals_only(variant):
     literal only; a rule that can run every minute uses none of what such a rule may not."""
     t = template(**variant)
     queries = deployed_rule_queries(t)
-    assert len(queries) == 3
+    assert len(queries) == 5  # silence, reminder, outage report, degraded, IP change
     for where, text in queries.items():
         assert "ago(" in text
         assert non_literal_agos(text) == [], where
@@ -296,7 +296,7 @@ def test_the_outage_rule_counts_rows_and_has_every_dimension(main_template):
     """A null measureColumn / timeToResolve leaves the property out (the row count; a stateless rule)."""
     c = criterion(rule(main_template, "outageReportAlert"))
     assert "metricMeasureColumn" not in c and c["timeAggregation"] == "Count"
-    assert [d["name"] for d in c["dimensions"]] == ["device", "start_utc", "end_utc", "duration_minutes", "cause"]
+    assert [d["name"] for d in c["dimensions"]] == ["device", "start_utc", "end_utc", "duration_minutes", "cause", "cause_code"]
 
 
 # -- the action group and the function app ---------------------------------------------------------
@@ -398,3 +398,45 @@ def test_a_template_run_keeps_the_package_it_is_given():
     assert names.count("WEBSITE_RUN_FROM_PACKAGE") == 1
     assert app_settings(template(currentPackageUrl=url))["WEBSITE_RUN_FROM_PACKAGE"] == url
     assert "WEBSITE_RUN_FROM_PACKAGE" not in app_settings(template())
+
+
+# -- degraded and public-IP-change rules (issue 15) -------------------------------------------------
+
+
+@pytest.mark.parametrize("key,switch", [("degradedAlert", "degradedAlertEnabled"), ("ipChangeAlert", "ipChangeAlertEnabled")])
+def test_quality_rules_follow_their_off_switch(key, switch):
+    """On by default; false keeps the rule deployed but disabled (an incremental redeployment never
+    deletes a rule, so only `enabled: false` turns an existing one off). The other rules stay on."""
+    assert rule(template(), key)["enabled"] is True
+    off = template(**{switch: False})
+    assert rule_deployed(off, key) and rule(off, key)["enabled"] is False
+    for other in ("silenceAlert", "outageReportAlert", "degradedAlert", "ipChangeAlert"):
+        if other != key:
+            assert rule(off, other)["enabled"] is True, other
+
+
+def test_quality_rules_as_deployed():
+    """Degraded: stateful per device, Maximum of degraded (0/1, the query's hysteresis) >= 1, resolved
+    after 30 minutes healthy, M above N counted as N, its thresholds in the query and in the description. IP change: stateless, one row (Count) per change
+    with its old and new address and time as dimensions. Both every 15 minutes."""
+    t = template(degradedLossPct=12, degradedRttP95Ms=300, degradedOfLast=8, degradedAtLeast=20)
+    props = rule(t, "degradedAlert")
+    c = criterion(props)
+    assert props["autoMitigate"] is True and iso_minutes(props["ruleResolveConfiguration"]["timeToResolve"]) == 30
+    assert (c["timeAggregation"], c["metricMeasureColumn"], c["operator"], c["threshold"]) == ("Maximum", "degraded", "GreaterThanOrEqual", 1)
+    assert [d["name"] for d in c["dimensions"]] == ["device"]
+    for line in ("let loss_limit = 12.0;", "let rtt_limit = 300.0;", "let of_last = 8;", "let at_least = 8;"):
+        assert line in c["query"], line
+    assert "12% loss" in props["description"] and "300 ms" in props["description"] and "8 of its last 8" in props["description"]
+    d = template().decorators
+    assert d("degradedOfLast")["min_value"] == 1 and d("degradedAtLeast")["min_value"] == 1
+    assert d("degradedLossPct")["max_value"] <= 99
+
+    props = rule(template(), "ipChangeAlert")
+    c = criterion(props)
+    assert props["autoMitigate"] is False and "ruleResolveConfiguration" not in props
+    assert "metricMeasureColumn" not in c and c["timeAggregation"] == "Count" and (c["operator"], c["threshold"]) == ("GreaterThan", 0)
+    assert [d["name"] for d in c["dimensions"]] == ["device", "old_ip", "new_ip", "changed_at"]
+    for key in ("degradedAlert", "ipChangeAlert"):
+        assert iso_minutes(rule(template(), key)["evaluationFrequency"]) == 15
+        assert len(criterion(rule(template(), key))["dimensions"]) <= 6  # Azure's limit per rule
