@@ -14,6 +14,7 @@ pub mod config;
 pub mod journal;
 pub mod output;
 pub mod probe;
+pub mod quality;
 pub mod schedule;
 pub mod state;
 pub mod transport;
@@ -25,7 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::heartbeat::Heartbeat;
+use crate::heartbeat::{Heartbeat, Quality};
 use crate::outage::OutageReport;
 use config::{AgentConfig, Mode};
 use journal::{Journal, JournalState};
@@ -84,6 +85,8 @@ pub async fn run_with(
         journal,
         seq: 0,
         last_rtt: None,
+        measuring: None,
+        quality_for_next: None,
     };
     agent.startup(Utc::now());
     match agent.config.mode {
@@ -104,6 +107,10 @@ struct Agent<N: Network, S: Sender> {
     schedule: Schedule,
     seq: u64,
     last_rtt: Option<Duration>,
+    /// The quality measurement started after the last delivered heartbeat (quality.rs).
+    measuring: Option<tokio::task::JoinHandle<Quality>>,
+    /// What the next heartbeat carries as `quality`; cleared once delivered.
+    quality_for_next: Option<Quality>,
 }
 
 impl<N: Network, S: Sender> Agent<N, S> {
@@ -231,6 +238,10 @@ impl<N: Network, S: Sender> Agent<N, S> {
     /// One scheduled heartbeat while all is well. The first failure is written to the journal at
     /// once as the suspected start; quick retries confirm it before an outage is declared.
     async fn beat(&mut self) -> Duration {
+        self.quality_for_next = self.finished_measurement().await;
+        if let Some(quality) = self.quality_for_next {
+            self.measured(Utc::now(), &quality);
+        }
         let first_attempt = Utc::now();
         let reports = self.sendable();
         let mut attempt_at = first_attempt;
@@ -256,11 +267,14 @@ impl<N: Network, S: Sender> Agent<N, S> {
             attempt_at = Utc::now();
             result = self.send_reports(&reports).await;
         }
+        // Quality is sent at most once, and never by the attempts of an outage.
+        self.quality_for_next = None;
         match result {
             Ok(delivered) => {
                 if let Some(finished) = self.delivered(attempt_at, &reports, &delivered) {
                     self.report_finished(&finished).await;
                 }
+                self.start_measuring();
                 self.schedule.delivered()
             }
             Err(failure) => {
@@ -281,6 +295,8 @@ impl<N: Network, S: Sender> Agent<N, S> {
                 if let Some(finished) = self.delivered(attempt_at, &reports, &delivered) {
                     self.report_finished(&finished).await;
                 }
+                // Up again: measure for the next scheduled heartbeat.
+                self.start_measuring();
                 self.schedule.delivered()
             }
             Err(failure) => {
@@ -438,6 +454,7 @@ impl<N: Network, S: Sender> Agent<N, S> {
         heartbeat.seq = Some(self.seq);
         heartbeat.rtt_ms = self.last_rtt.map(|rtt| rtt.as_millis() as u64);
         heartbeat.outages = reports.to_vec();
+        heartbeat.quality = self.quality_for_next;
         let verbose = self.config.verbose;
         let delivered = self
             .transport
@@ -448,7 +465,42 @@ impl<N: Network, S: Sender> Agent<N, S> {
             })
             .await?;
         self.last_rtt = Some(delivered.rtt);
+        self.quality_for_next = None;
         Ok(delivered)
+    }
+
+    /// Starts measuring connection quality for the next heartbeat (only while up: called after a
+    /// delivered heartbeat), unless it is switched off. The measurement ends within three quarters
+    /// of the interval (quality.rs), so it is done when the next heartbeat goes.
+    fn start_measuring(&mut self) {
+        if let Some(running) = self.measuring.take() {
+            running.abort();
+        }
+        if self.config.mode == Mode::Daemon
+            && let Some(plan) = quality::Plan::from_config(&self.config)
+        {
+            self.measuring = Some(tokio::spawn(quality::measure(self.network.clone(), plan)));
+        }
+    }
+
+    /// The measurement started after the last delivered heartbeat, if it has finished; one still
+    /// running (the machine was busy or asleep) is dropped rather than waited for.
+    async fn finished_measurement(&mut self) -> Option<Quality> {
+        let running = self.measuring.take()?;
+        if !running.is_finished() {
+            running.abort();
+            self.verbose("quality measurement still running at the heartbeat; dropped".into());
+            return None;
+        }
+        // Finished, so this does not wait; a measurement that panicked gives nothing.
+        running.await.ok()
+    }
+
+    /// Every interval's quality passes here once, before the heartbeat that carries it.
+    fn measured(&mut self, _at: DateTime<Utc>, quality: &Quality) {
+        self.verbose(quality::summary(quality));
+        // TODO(lead, issue 15): once h-report's src/agent/history.rs lands, record the interval
+        // here for the daily quality summaries (its function taking `_at` and `quality`).
     }
 
     fn sendable(&self) -> Vec<OutageReport> {
