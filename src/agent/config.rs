@@ -460,7 +460,12 @@ mod tests {
     /// The quality options: defaults, the off switch, and bad values naming the option.
     #[test]
     fn quality_options() {
-        let url = ["--url", "http://x/api/ping", "--probe-targets", "127.0.0.1:9,127.0.0.1:10"];
+        let url = [
+            "--url",
+            "http://x/api/ping",
+            "--probe-targets",
+            "127.0.0.1:9,127.0.0.1:10",
+        ];
         let with = |extra: &[&str]| parse(&[&url[..], extra].concat());
         let quality = with(&[]).unwrap().quality;
         assert_eq!(
@@ -484,8 +489,15 @@ mod tests {
         assert_eq!(with(&["--quality-count", "20"]).unwrap().quality.count, 20);
         let many: Vec<String> = (1..=6).map(|p| format!("127.0.0.1:{p}")).collect();
         assert_eq!(
-            parse(&["--url", "http://x/api/ping", "--probe-targets", &many.join(","), "--quality-count", "20"])
-                .unwrap_err(),
+            parse(&[
+                "--url",
+                "http://x/api/ping",
+                "--probe-targets",
+                &many.join(","),
+                "--quality-count",
+                "20"
+            ])
+            .unwrap_err(),
             "--quality-count / HEARTBEAT_QUALITY_COUNT is 20 for 6 probe targets: 120 attempts; a heartbeat reports at most 100"
         );
         assert_eq!(

@@ -641,4 +641,126 @@ mod tests {
         };
         assert_eq!(attempts_in_100_s(throttled).await, [0, 30, 60, 90]);
     }
+
+    /// An endpoint that is up or down as a flag says, and keeps every heartbeat it is sent.
+    struct Switchable {
+        down: Arc<Mutex<bool>>,
+        beats: Arc<Mutex<Vec<Heartbeat>>>,
+    }
+
+    impl Sender for Switchable {
+        async fn send(
+            &self,
+            heartbeat: &Heartbeat,
+            _log: impl FnOnce(String) + Send,
+        ) -> Result<Delivered, AttemptFailure> {
+            self.beats.lock().unwrap().push(heartbeat.clone());
+            if *self.down.lock().unwrap() {
+                return Err(AttemptFailure::Unreachable("connection refused".into()));
+            }
+            Ok(Delivered {
+                status: 200,
+                rtt: Duration::from_millis(5),
+            })
+        }
+    }
+
+    /// Every target connects at once; connections are counted.
+    #[derive(Clone, Default)]
+    struct CountingNetwork(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Network for CountingNetwork {
+        async fn resolves(&self, _host: String, _port: u16) -> bool {
+            true
+        }
+        async fn connects(&self, _target: config::ProbeTarget) -> bool {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            true
+        }
+    }
+
+    /// The daemon for `seconds` of virtual time (interval 10 s, two targets) with the endpoint
+    /// down from the start or not: the heartbeats sent and the connections the probes made.
+    async fn run_for(seconds: u64, down: bool, quality: &str) -> (Vec<Heartbeat>, usize) {
+        let dir = std::env::temp_dir().join(format!(
+            "isp-agent-quality-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(2u8)
+        ));
+        let config = config::Options::try_parse_from([
+            "heartbeat-agent",
+            "--daemon",
+            "--url",
+            "http://127.0.0.1:9/api/ping",
+            "--interval",
+            "10",
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--probe-targets",
+            "127.0.0.1:9,127.0.0.1:10",
+            "--quality",
+            quality,
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let beats: Arc<Mutex<Vec<Heartbeat>>> = Default::default();
+        let endpoint = Switchable {
+            down: Arc::new(Mutex::new(down)),
+            beats: Arc::clone(&beats),
+        };
+        let network = CountingNetwork::default();
+        let outcome = run_with(
+            config,
+            endpoint,
+            network.clone(),
+            tokio::time::sleep(Duration::from_secs(seconds)),
+        )
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(outcome, Ok(Outcome::Success));
+        let beats = beats.lock().unwrap().clone();
+        (beats, network.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// While up, every heartbeat after the first carries the quality measured since the one
+    /// before (3 attempts to each of 2 targets), and those are the only connections made; with
+    /// quality off no heartbeat carries any and no connection is made.
+    #[tokio::test(start_paused = true)]
+    async fn quality_rides_on_the_next_heartbeat_while_up() {
+        let (beats, connects) = run_for(35, false, "on").await;
+        assert_eq!(beats.len(), 4, "at 0, ~10, ~20, ~30 s");
+        assert_eq!(beats[0].quality, None, "nothing measured before the first");
+        for beat in &beats[1..] {
+            let quality = beat.quality.expect("measured since the last heartbeat");
+            assert_eq!((quality.probes, quality.lost), (6, 0));
+            assert_eq!(
+                quality.rtt_p95_ms,
+                Some(0.0),
+                "virtual time: instant connects"
+            );
+        }
+        assert_eq!(
+            connects,
+            6 * 4,
+            "one measurement after each delivered heartbeat"
+        );
+
+        let (beats, connects) = run_for(35, false, "off").await;
+        assert_eq!(beats.len(), 4);
+        assert!(beats.iter().all(|b| b.quality.is_none()));
+        assert_eq!(connects, 0);
+    }
+
+    /// During an outage nothing is measured: no attempt carries quality, and the probes make the
+    /// same connections with quality on as with it off (the outage diagnosis only).
+    #[tokio::test(start_paused = true)]
+    async fn no_quality_is_measured_during_an_outage() {
+        let (beats, with_quality) = run_for(60, true, "on").await;
+        assert!(beats.len() > 5, "{} attempts", beats.len());
+        assert!(beats.iter().all(|b| b.quality.is_none()));
+        let (_, without) = run_for(60, true, "off").await;
+        assert!(without > 0);
+        assert_eq!(with_quality, without);
+    }
 }

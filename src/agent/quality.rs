@@ -9,10 +9,11 @@
 //!   ([`super::probe`]): a target that stops answering is what a user calls packet loss.
 //! - **Bounded by the interval**: the whole measurement ends within [`Plan::budget`], three
 //!   quarters of the heartbeat interval, so it has always finished when the next heartbeat goes.
-//!   Each attempt waits at most the quality timeout (and never more than the budget); an attempt is
-//!   started only if its whole timeout fits in what is left of the budget, so no attempt is cut
-//!   short and `probes` counts exactly the attempts made. A target's attempts are one after
-//!   another (they would otherwise queue behind each other); the targets are measured at once.
+//!   A target's attempts are one after another (they would otherwise queue behind each other)
+//!   and the targets are measured at once, so each attempt gets the quality timeout cut to
+//!   `budget / attempts` when the interval is too short for it: every attempt is made, each with
+//!   the same timeout (the loss figures of one interval are comparable), and `probes` is always
+//!   `attempts × targets`. With the defaults (60 s, 3 attempts, 3 s) nothing is cut.
 //! - **Only while up**: the loop starts a measurement after a heartbeat was delivered and drops it
 //!   when one fails; the outage probes never measure quality (docs/agent.md).
 //! - Median and 95th percentile are nearest-rank over the attempts that connected, pooled over the
@@ -63,21 +64,22 @@ impl Plan {
         })
     }
 
-    /// The timeout each attempt really gets: the configured one, never more than the budget.
+    /// The timeout each attempt really gets: the configured one, cut so that a target's attempts
+    /// all fit in the budget.
     pub fn attempt_timeout(&self) -> Duration {
-        self.timeout.min(self.budget)
+        self.timeout
+            .min(self.budget / self.attempts_per_target.max(1))
     }
 }
 
 /// One measurement: every target's attempts and the name resolution, all within the budget.
 pub async fn measure(network: impl Network, plan: Plan) -> Quality {
-    let started = Instant::now();
     let timeout = plan.attempt_timeout();
-    let deadline = started + plan.budget;
     let dns = async {
         let (host, port) = plan.resolve.clone()?;
         let at = Instant::now();
-        match tokio::time::timeout(timeout, network.resolves(host, port)).await {
+        let lookup = network.resolves(host, port);
+        match tokio::time::timeout(plan.timeout.min(plan.budget), lookup).await {
             Ok(true) => Some(milliseconds(at.elapsed())),
             _ => None,
         }
@@ -89,9 +91,7 @@ pub async fn measure(network: impl Network, plan: Plan) -> Quality {
             let attempts = plan.attempts_per_target;
             per_target.spawn(async move {
                 let mut times = Vec::new();
-                let mut made = 0u32;
-                while made < attempts && Instant::now() + timeout <= deadline {
-                    made += 1;
+                for _ in 0..attempts {
                     let at = Instant::now();
                     let connected = tokio::time::timeout(timeout, network.connects(target.clone()))
                         .await
@@ -100,7 +100,7 @@ pub async fn measure(network: impl Network, plan: Plan) -> Quality {
                         times.push(at.elapsed());
                     }
                 }
-                (made, times)
+                (attempts, times)
             });
         }
         let (mut probes, mut times) = (0u32, Vec::new());
@@ -119,8 +119,7 @@ pub async fn measure(network: impl Network, plan: Plan) -> Quality {
 
 /// The figures of a measurement: `probes` attempts made, `times` of those that connected.
 pub fn summarize(probes: u32, mut times: Vec<Duration>, dns_ms: Option<f64>) -> Quality {
-    // The first attempt of each target always fits the budget, so `probes` is at least one for a
-    // configuration with targets; this keeps the figures valid even for an empty plan.
+    // A configuration always has a target and an attempt; this keeps the figures valid anyway.
     let probes = probes.max(1);
     times.sort();
     let lost = probes.saturating_sub(times.len() as u32);
@@ -231,12 +230,16 @@ mod tests {
                 dns_ms: Some(4.0),
             }
         );
-        assert_eq!(started.elapsed(), MS(90), "a target's attempts run one after another");
+        assert_eq!(
+            started.elapsed(),
+            MS(90),
+            "a target's attempts run one after another"
+        );
     }
 
-    /// A target that never answers costs one timeout per attempt, and no attempt starts unless its
-    /// whole timeout fits in the budget: the measurement ends within the budget, and `probes`
-    /// counts only attempts made. A name that does not resolve, or resolves too slowly, is null.
+    /// A target that never answers costs one timeout per attempt, and the timeout is cut so that
+    /// all its attempts fit in the budget: the measurement ends within the budget with every
+    /// attempt made. A name that does not resolve, or resolves too slowly, is null.
     #[tokio::test(start_paused = true)]
     async fn the_budget_bounds_a_black_hole() {
         let network = Timed {
@@ -244,14 +247,17 @@ mod tests {
             dns: Some(MS(5000)),
         };
         let started = Instant::now();
-        let quality = measure(network, plan(&[1, 2], 3, 1000, 2500)).await;
-        assert!(started.elapsed() <= MS(2500), "{:?}", started.elapsed());
-        assert_eq!(started.elapsed(), MS(2000), "two timeouts fit, the third does not");
-        assert_eq!((quality.probes, quality.lost), (5, 2));
+        let quality = measure(network, plan(&[1, 2], 3, 1000, 4500)).await;
+        assert_eq!(
+            started.elapsed(),
+            MS(3000),
+            "three full timeouts fit in 4.5 s"
+        );
+        assert_eq!((quality.probes, quality.lost), (6, 3));
         assert_eq!(quality.rtt_p95_ms, Some(5.0));
         assert_eq!(quality.dns_ms, None, "resolution slower than the timeout");
 
-        // A timeout longer than the budget is cut to the budget: one attempt, lost, in time.
+        // Timeouts too long for the budget are cut to a third of it each: still in time.
         let network = Timed {
             targets: Arc::new(vec![(2, MS(0), None)]),
             dns: None,
@@ -262,8 +268,8 @@ mod tests {
         assert_eq!(
             quality,
             Quality {
-                probes: 1,
-                lost: 1,
+                probes: 3,
+                lost: 3,
                 rtt_p50_ms: None,
                 rtt_p95_ms: None,
                 dns_ms: None
@@ -278,9 +284,16 @@ mod tests {
         let q = summarize(20, times(&(1..=20).collect::<Vec<_>>()), None);
         assert_eq!((q.rtt_p50_ms, q.rtt_p95_ms), (Some(10.0), Some(19.0)));
         let q = summarize(2, times(&[7, 3]), Some(0.004));
-        assert_eq!((q.rtt_p50_ms, q.rtt_p95_ms, q.lost), (Some(3.0), Some(7.0), 0));
+        assert_eq!(
+            (q.rtt_p50_ms, q.rtt_p95_ms, q.lost),
+            (Some(3.0), Some(7.0), 0)
+        );
         let q = summarize(1, times(&[120_000]), None);
-        assert_eq!(q.rtt_p95_ms, Some(MAX_QUALITY_MS), "capped at the handler's limit");
+        assert_eq!(
+            q.rtt_p95_ms,
+            Some(MAX_QUALITY_MS),
+            "capped at the handler's limit"
+        );
         assert_eq!(
             summarize(0, vec![], None).probes,
             1,
