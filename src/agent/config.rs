@@ -76,8 +76,8 @@ pub struct Options {
         allow_hyphen_values = true
     )]
     pub quality_count: String,
-    /// Seconds each quality connect attempt and DNS lookup may take (1 to 60; never more than
-    /// three quarters of the interval).
+    /// Seconds each quality connect attempt and DNS lookup may take (1 to 60; cut so that all
+    /// attempts fit in three quarters of the interval).
     #[arg(
         long,
         env = "HEARTBEAT_QUALITY_TIMEOUT",
