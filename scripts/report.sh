@@ -3,6 +3,8 @@
 # with its start, end, duration and cause, and every change of public IP address.
 #
 # Usage: scripts/report.sh [--since 7d|24h|2026-11-01] [--device NAME] [--json] [--app NAME] [--help]
+#        scripts/report.sh --month YYYY-MM | --from DATE --to DATE [--format table|json|csv|html]
+#                          [--device NAME] [--app NAME]
 #
 #   --since PERIOD  how far back: days (7d) or hours (24h), or a UTC date (2026-11-01) or time
 #                   (2026-11-01T08:00:00Z). Default: 7d.
@@ -12,6 +14,19 @@
 #   --app NAME      the Application Insights component to query. Default: AZURE_APPINSIGHTS_NAME
 #                   from .env, else the only component in AZURE_RESOURCE_GROUP
 #   --help          show this text
+#
+# The evidence report (for your ISP): --month, --from/--to or --format give it, computed and printed
+# by heartbeat-agent (the same code as the agent's own `heartbeat-agent report`):
+#   --month YYYY-MM a calendar month, UTC
+#   --from DATE|TIME, --to DATE|TIME
+#                   a period, UTC (the end excluded; a date means its midnight)
+#   --format FORMAT table (default), json, csv (RFC 4180) or html (one self-contained page for A4).
+#                   With --since only, the period runs from then to now.
+# Per device: uptime as far as the ISP is concerned, every outage with its cause and witness (the
+# agent's report, a heartbeat gap in the cloud, or both), the time that was not the ISP's doing,
+# IP changes and a daily latency/loss summary. heartbeat-agent is found as ISP_MONITOR_AGENT_BIN,
+# else target/release or target/debug of this clone, else on PATH; build it with
+# `cargo build --release --bin heartbeat-agent`.
 #
 # An outage is one an agent reported (with the cause it diagnosed) or, where no report covers it, a
 # gap of more than SILENCE_MINUTES between two heartbeats (cause unknown; no end while it goes on).
@@ -30,6 +45,8 @@ readonly COMPONENT_TYPE=Microsoft.Insights/components
 readonly AZ_INSTALL_URL=https://learn.microsoft.com/cli/azure/install-azure-cli
 # The report's queries, in queries/report/.
 readonly SECTIONS=(report-devices report-outages report-ip-changes)
+# The evidence report's queries, in queries/report/.
+readonly PERIOD_SECTIONS=(report-period-devices report-period-outages report-period-gaps report-period-ip-changes report-period-quality)
 
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
@@ -44,22 +61,24 @@ SINCE=7d
 DEVICE=""
 JSON=0
 APP=""
+MONTH=""
+FROM=""
+TO=""
+FORMAT=""
+SINCE_GIVEN=0
 
 parse_args() {
   while (($#)); do
     case $1 in
-      --since | --device | --app)
+      --since | --device | --app | --month | --from | --to | --format)
         (($# > 1)) || die "$1 needs a value: run scripts/report.sh --help"
-        case $1 in
-          --since) SINCE=$2 ;;
-          --device) DEVICE=$2 ;;
-          --app) APP=$2 ;;
-        esac
+        set_option "$1" "$2"
         shift 2
         ;;
-      --since=*) SINCE=${1#*=} && shift ;;
-      --device=*) DEVICE=${1#*=} && shift ;;
-      --app=*) APP=${1#*=} && shift ;;
+      --since=* | --device=* | --app=* | --month=* | --from=* | --to=* | --format=*)
+        set_option "${1%%=*}" "${1#*=}"
+        shift
+        ;;
       --json) JSON=1 && shift ;;
       -h | --help)
         usage
@@ -68,6 +87,106 @@ parse_args() {
       *) die "unknown option '$1': run scripts/report.sh --help" ;;
     esac
   done
+  check_period_options
+}
+
+set_option() {
+  case $1 in
+    --since) SINCE=$2 SINCE_GIVEN=1 ;;
+    --device) DEVICE=$2 ;;
+    --app) APP=$2 ;;
+    --month) MONTH=$2 ;;
+    --from) FROM=$2 ;;
+    --to) TO=$2 ;;
+    --format) FORMAT=$2 ;;
+  esac
+}
+
+# The evidence report is asked for by --month, --from/--to or --format; its options must agree.
+check_period_options() {
+  if [[ -z $MONTH$FROM$TO$FORMAT ]]; then
+    PERIOD_REPORT=0
+    return 0
+  fi
+  PERIOD_REPORT=1
+  ((JSON == 0)) || die "--json is the quick view's JSON; for the evidence report use --format json"
+  [[ -z $MONTH || -z $FROM$TO ]] || die "--month and --from/--to are two ways to give the period: use one"
+  [[ -n $FROM || -z $TO ]] || die "--to needs --from: give both, or --month"
+  [[ -n $TO || -z $FROM ]] || die "--from needs --to: give both, or --month"
+  ((SINCE_GIVEN == 0)) || [[ -z $MONTH$FROM ]] || die "--since and --month/--from give the period twice: use one"
+  : "${FORMAT:=table}"
+  case $FORMAT in
+    table | json | csv | html) ;;
+    *) die "--format '$FORMAT' is not one of table, json, csv, html" ;;
+  esac
+}
+
+# iso_time FLAG VALUE: VALUE (a UTC date, or a time with or without seconds) as seconds since the
+# epoch; stops with a message naming FLAG when it is not one.
+iso_epoch() {
+  local flag=$1 iso=$2
+  [[ $iso =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2})?Z)?$ ]] ||
+    die "$flag '$iso' is neither a UTC date like 2026-11-01 nor a time like 2026-11-01T08:00:00Z"
+  [[ $iso == *T* ]] || iso+=T00:00Z
+  [[ $iso =~ T[0-9]{2}:[0-9]{2}Z$ ]] && iso=${iso%Z}:00Z
+  jq -nr --arg d "$iso" '$d | strptime("%Y-%m-%dT%H:%M:%SZ") | mktime | if todate == $d then . else error("no such date") end' 2>/dev/null ||
+    die "$flag '$2' is not a valid UTC date or time: use a date like 2026-11-01 or a time like 2026-11-01T08:00:00Z"
+}
+
+# Sets FROM_EPOCH and TO_EPOCH for the evidence report, and SINCE_KQL, UNTIL_KQL, OFFSET.
+resolve_report_period() {
+  local now month year next
+  now=$(date -u +%s)
+  if [[ -n $MONTH ]]; then
+    [[ $MONTH =~ ^([0-9]{4})-(0[1-9]|1[0-2])$ ]] || die "--month '$MONTH' is not a month like 2026-11"
+    year=$((10#${BASH_REMATCH[1]}))
+    month=$((10#${BASH_REMATCH[2]}))
+    FROM_EPOCH=$(iso_epoch --month "$MONTH-01")
+    if ((month == 12)); then
+      next=$(printf '%04d-01-01' $((year + 1)))
+    else
+      next=$(printf '%04d-%02d-01' "$year" $((month + 1)))
+    fi
+    TO_EPOCH=$(iso_epoch --month "$next")
+  elif [[ -n $FROM ]]; then
+    FROM_EPOCH=$(iso_epoch --from "$FROM")
+    TO_EPOCH=$(iso_epoch --to "$TO")
+    ((TO_EPOCH > FROM_EPOCH)) || die "--to '$TO' is not after --from '$FROM': give a later end"
+  else
+    resolve_period
+    FROM_EPOCH=$SINCE_EPOCH
+    TO_EPOCH=$now
+  fi
+  ((FROM_EPOCH < now)) || die "the period starts in the future: give an earlier start"
+  ((TO_EPOCH - FROM_EPOCH <= 400 * 86400)) || die "the period is longer than 400 days: report a shorter one"
+  SINCE_KQL="datetime($(jq -nr --argjson t "$FROM_EPOCH" '$t | todate'))"
+  UNTIL_KQL="datetime($(jq -nr --argjson t "$TO_EPOCH" '$t | todate'))"
+  NOW_EPOCH=$now
+  # The queries read a day before the period (and after it); the time range must cover that.
+  OFFSET="$(((now - FROM_EPOCH + 86400 + 3599) / 3600 + 1))h"
+}
+
+# Sets RENDERER to the heartbeat-agent that renders the evidence report: ISP_MONITOR_AGENT_BIN,
+# else this clone's release or debug build (the same version as these queries), else one on PATH.
+find_renderer() {
+  local candidate
+  if [[ -n ${ISP_MONITOR_AGENT_BIN:-} ]]; then
+    [[ -x $ISP_MONITOR_AGENT_BIN && ! -d $ISP_MONITOR_AGENT_BIN ]] ||
+      die "ISP_MONITOR_AGENT_BIN '$ISP_MONITOR_AGENT_BIN' is not an executable file: point it at heartbeat-agent, or unset it"
+    RENDERER=$ISP_MONITOR_AGENT_BIN
+    return 0
+  fi
+  for candidate in "$ROOT/target/release/heartbeat-agent" "$ROOT/target/debug/heartbeat-agent"; do
+    if [[ -x $candidate ]]; then
+      RENDERER=$candidate
+      return 0
+    fi
+  done
+  if candidate=$(command -v heartbeat-agent 2>/dev/null) && [[ -n $candidate ]]; then
+    RENDERER=$candidate
+    return 0
+  fi
+  die "the evidence report is printed by heartbeat-agent, which is not built: run 'cargo build --release --bin heartbeat-agent' (or set ISP_MONITOR_AGENT_BIN)"
 }
 
 # Sets SINCE_KQL (the `since` of the queries), SINCE_EPOCH and OFFSET (az's --offset: the period in
@@ -156,19 +275,20 @@ find_app() {
 # render_query FILE: the query with its `let since`, `let silence` and `let only_device` lines set.
 # Each must occur at most once (since and only_device exactly once), or the query is not what it says.
 render_query() {
-  local file=$1 line text="" device seen_since=0 seen_silence=0 seen_device=0
+  local file=$1 line text="" device seen_since=0 seen_silence=0 seen_device=0 seen_until=0
   device=$(kql_string "$DEVICE")
   [[ -r $file ]] || die "$file is missing: run report.sh from a complete clone of the repository"
   while IFS= read -r line || [[ -n $line ]]; do
     case $line in
       "let since = "*";") line="let since = $SINCE_KQL;" seen_since=$((seen_since + 1)) ;;
       "let silence = "*";") line="let silence = ${SILENCE_MINUTES}m;" seen_silence=$((seen_silence + 1)) ;;
+      "let until = "*";") line="let until = ${UNTIL_KQL:-now()};" seen_until=$((seen_until + 1)) ;;
       "let only_device = "*";") line="let only_device = $device;" seen_device=$((seen_device + 1)) ;;
     esac
     text+=$line$'\n'
   done <"$file"
-  if ((seen_since != 1 || seen_device != 1 || seen_silence > 1)); then
-    die "$file must hold each of its 'let since', 'let only_device' (and 'let silence') lines once: restore it from git"
+  if ((seen_since != 1 || seen_device != 1 || seen_silence > 1 || seen_until > 1)); then
+    die "$file must hold each of its 'let since', 'let only_device' (and 'let silence', 'let until') lines once: restore it from git"
   fi
   printf '%s' "$text"
 }
@@ -244,11 +364,61 @@ report_text() {
       [.ip_changes[] | [.device, (.changed_utc | time), .previous_ip, .public_ip]])'
 }
 
+# The evidence report's input (docs/queries.md, "Report input") from the period queries' rows.
+# An outage cause this version does not know is kept as unknown rather than refused.
+report_input() {
+  jq -n --argjson from "$FROM_EPOCH" --argjson to "$TO_EPOCH" --argjson now "$NOW_EPOCH" \
+    --argjson silence "$SILENCE_MINUTES" \
+    --slurpfile devices "$WORK/report-period-devices.json" --slurpfile outages "$WORK/report-period-outages.json" \
+    --slurpfile gaps "$WORK/report-period-gaps.json" --slurpfile ips "$WORK/report-period-ip-changes.json" \
+    --slurpfile quality "$WORK/report-period-quality.json" '
+    def known: if IN("lan", "dns", "isp", "cloud", "config", "agent_offline", "unknown") then . else "unknown" end;
+    def text: if . == null then "" else tostring end;
+    def number: if type == "number" and isnan | not then . else null end;
+    {
+      version: 1,
+      source: "azure",
+      from: ($from | todate),
+      to: ($to | todate),
+      generated_at: ($now | todate),
+      silence_minutes: $silence,
+      devices: [$devices[0][] | {device, first_seen, last_seen}],
+      agent_outages: [$outages[0][] | select(.start_utc != null and .end_utc != null)
+        | {device, id: (.outage_id | text), start: .start_utc, end: .end_utc, cause: (.cause | known), detail: (.detail | text)}],
+      gaps: [$gaps[0][] | {device, start: .start_utc, end: .end_utc}],
+      ip_changes: [$ips[0][] | {device, at: .changed_utc, from: (.previous_ip | text), to: (.public_ip | text)}],
+      quality_days: [$quality[0][] | {device, date: (.day | tostring | .[0:10]), samples, probes, lost,
+        rtt_p50_ms: (.rtt_p50_ms | number), rtt_p95_ms: (.rtt_p95_ms | number),
+        rtt_p95_max_ms: (.rtt_p95_max_ms | number), dns_ms: (.dns_ms | number)}],
+      notes: []
+    }'
+}
+
+period_report() {
+  resolve_report_period
+  find_renderer
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/report.XXXXXX")
+  trap 'rm -rf "$WORK"' EXIT
+  check_az
+  find_app
+  local section
+  for section in "${PERIOD_SECTIONS[@]}"; do
+    run_query "$section"
+  done
+  report_input >"$WORK/input.json"
+  "$RENDERER" report --input "$WORK/input.json" --format "$FORMAT" ||
+    die "heartbeat-agent could not render the report (its reason is above): make sure it is built from this clone"
+}
+
 main() {
   parse_args "$@"
   load_env "$ENV_FILE"
   check_settings
   require_tools
+  if ((PERIOD_REPORT)); then
+    period_report
+    return
+  fi
   resolve_period
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/report.XXXXXX")
   trap 'rm -rf "$WORK"' EXIT

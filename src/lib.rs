@@ -12,6 +12,8 @@
 //!   telemetry row out), the Azure Functions front end (both host modes, client IP, invocation
 //!   id) as a thin adapter to it, and the bounded HTTP server.
 //! - [`telemetry`]: the Application Insights pipeline and the names queries depend on.
+//! - [`report`]: the outage report of a period (uptime, every outage with its cause and witness,
+//!   IP changes, daily quality) from either witness, rendered as table, JSON, CSV or HTML.
 //! - [`agent`]: the heartbeat agent: options, the send loop, the outage journal, cause probes;
 //!   split into transport, schedule, state (journal changes), journal, output.
 //!
@@ -21,6 +23,7 @@ pub mod agent;
 pub mod handler;
 pub mod heartbeat;
 pub mod outage;
+pub mod report;
 pub mod telemetry;
 
 /// This machine's name: the agent's default device name and the handler's local role instance.

@@ -63,6 +63,30 @@ impl Cause {
             Cause::Unknown => "unknown",
         }
     }
+
+    /// The cause in words a person understands: every email, report and notification uses these
+    /// (the table is fixed in the project's interfaces, "B. Outage causes in words").
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Cause::Isp => "your internet provider (DNS and internet targets unreachable)",
+            Cause::Dns => {
+                "name resolution (internet targets answered, the endpoint's name did not resolve)"
+            }
+            Cause::Lan => "your local network (the router did not answer)",
+            Cause::Cloud => "the monitoring endpoint (the internet worked, the endpoint did not)",
+            Cause::Config => "the agent's configuration (the endpoint refused its key)",
+            Cause::AgentOffline => {
+                "the agent was not running (nobody observed: not counted against the ISP)"
+            }
+            Cause::Unknown => "undetermined (the probes gave no consistent answer)",
+        }
+    }
+
+    /// Whether this cause counts as the internet provider's downtime in reports (`isp`, `dns`);
+    /// every other cause is shown apart, "not the ISP's doing".
+    pub fn is_isps(self) -> bool {
+        matches!(self, Cause::Isp | Cause::Dns)
+    }
 }
 
 impl fmt::Display for Cause {
@@ -270,6 +294,23 @@ mod tests {
             report(serde_json::to_value(&parsed).unwrap()).unwrap(),
             parsed
         );
+    }
+
+    /// The words are the interface's table, word for word, and only isp and dns are the ISP's.
+    #[test]
+    fn causes_in_words() {
+        assert_eq!(
+            Cause::Isp.in_words(),
+            "your internet provider (DNS and internet targets unreachable)"
+        );
+        assert_eq!(
+            Cause::AgentOffline.in_words(),
+            "the agent was not running (nobody observed: not counted against the ISP)"
+        );
+        let isps: Vec<_> = Cause::ALL.into_iter().filter(|c| c.is_isps()).collect();
+        assert_eq!(isps, [Cause::Dns, Cause::Isp]);
+        let words: std::collections::HashSet<_> = Cause::ALL.map(Cause::in_words).into();
+        assert_eq!(words.len(), Cause::ALL.len());
     }
 
     /// Ordering, the future, age, ids and causes are all checked, each with its own reason.

@@ -6,7 +6,8 @@ set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages: command:package (a list, not an associative array, so bash 3.2 can read it).
-apt_tools=(tmux:tmux bats:bats shellcheck:shellcheck jq:jq zip:zip unzip:unzip openssl:openssl)
+# chromium: the HTML report rendered headless to a PNG and a DOM dump (tests/infra/test_report_period.py).
+apt_tools=(tmux:tmux bats:bats shellcheck:shellcheck jq:jq zip:zip unzip:unzip openssl:openssl chromium:chromium)
 
 missing=()
 for pair in "${apt_tools[@]}"; do

@@ -350,4 +350,16 @@ async fn the_agent_sends_quality_the_handler_records() {
         0,
         "quality off: no probes while up"
     );
+
+    // Each interval's quality also went into the local history's daily summary (h-report's
+    // `history.json`, read by `heartbeat-agent report`); none with quality off.
+    let history = |dir: &std::path::Path| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join("history.json")).unwrap()).unwrap()
+    };
+    let days = history(dir.path())["quality_days"].clone();
+    let samples = days[0]["samples"].as_u64().unwrap();
+    assert!(samples >= 2, "{days}");
+    assert_eq!(days[0]["probes"].as_u64(), Some(4 * samples), "{days}");
+    assert_eq!(days[0]["lost"].as_u64(), Some(2 * samples), "{days}");
+    assert_eq!(history(quiet_dir.path())["quality_days"], json!([]));
 }

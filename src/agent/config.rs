@@ -351,7 +351,9 @@ fn parse_target(text: &str) -> Result<ProbeTarget, String> {
     })
 }
 
-fn default_state_dir() -> Result<PathBuf, String> {
+/// The state directory when none is given: `$XDG_STATE_HOME/isp-monitor`, else
+/// `~/.local/state/isp-monitor`.
+pub fn default_state_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("isp-monitor"));
     }

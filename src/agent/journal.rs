@@ -398,7 +398,9 @@ fn lock(dir: &Path) -> Result<fs::File, LockError> {
     Ok(file)
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `path` so that a crash leaves the old or the new file, never half of one
+/// (also used by the history).
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     // A name of our own for every write, so no two writers (nor two writes) share a temp file.
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path

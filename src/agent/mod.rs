@@ -11,6 +11,7 @@
 //! How start, end and `agent_offline` are decided, and how precise each is: docs/agent.md.
 
 pub mod config;
+pub mod history;
 pub mod journal;
 pub mod output;
 pub mod probe;
@@ -29,6 +30,7 @@ use tokio::time::Instant;
 use crate::heartbeat::{Heartbeat, Quality};
 use crate::outage::OutageReport;
 use config::{AgentConfig, Mode};
+use history::History;
 use journal::{Journal, JournalState};
 use output::{Event, emit};
 use probe::{Network, RealNetwork};
@@ -69,7 +71,9 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Outcome, String> {
     let (journal, notices) = Journal::open(&config.state_dir).map_err(|err| err.to_string())?;
-    for notice in notices {
+    // Opened under the journal's lock: one agent, one writer of the history.
+    let (history, history_notices) = History::open(&config.state_dir, &config.device, Utc::now());
+    for notice in notices.into_iter().chain(history_notices) {
         emit(Utc::now(), &Event::Warning(notice));
     }
     let mut agent = Agent {
@@ -83,6 +87,7 @@ pub async fn run_with(
         transport,
         network,
         journal,
+        history,
         seq: 0,
         last_rtt: None,
         measuring: None,
@@ -104,6 +109,8 @@ struct Agent<N: Network, S: Sender> {
     transport: S,
     network: N,
     journal: Journal,
+    /// Every finished outage (and daily quality), kept for `heartbeat-agent report`.
+    history: History,
     schedule: Schedule,
     seq: u64,
     last_rtt: Option<Duration>,
@@ -208,6 +215,9 @@ impl<N: Network, S: Sender> Agent<N, S> {
             if let Some(notice) = self.journal.flush() {
                 emit(wall, &Event::Warning(notice));
             }
+            if let Some(notice) = self.history.flush() {
+                emit(wall, &Event::Warning(notice));
+            }
             // Journal changes happen between awaits, so abandoning a step here never leaves the
             // journal half-updated.
             let wait = tokio::select! {
@@ -216,6 +226,9 @@ impl<N: Network, S: Sender> Agent<N, S> {
             };
             mark = (Utc::now(), Instant::now());
             next = Instant::now() + wait;
+        }
+        if let Some(notice) = self.history.flush() {
+            emit(Utc::now(), &Event::Warning(notice));
         }
         emit(Utc::now(), &Event::Stopped);
     }
@@ -496,15 +509,40 @@ impl<N: Network, S: Sender> Agent<N, S> {
         running.await.ok()
     }
 
-    /// Every interval's quality passes here once, before the heartbeat that carries it.
-    fn measured(&mut self, _at: DateTime<Utc>, quality: &Quality) {
+    /// Every interval's quality passes here once, before the heartbeat that carries it: printed
+    /// with `--verbose`, and added to the local history's daily summary (`heartbeat-agent report`).
+    fn measured(&mut self, at: DateTime<Utc>, quality: &Quality) {
         self.verbose(quality::summary(quality));
-        // TODO(lead, issue 15): once h-report's src/agent/history.rs lands, record the interval
-        // here for the daily quality summaries (its function taking `_at` and `quality`).
+        let sample = history::QualitySample {
+            probes: quality.probes,
+            lost: quality.lost,
+            rtt_p50_ms: quality.rtt_p50_ms,
+            rtt_p95_ms: quality.rtt_p95_ms,
+            dns_ms: quality.dns_ms,
+        };
+        if let Some(notice) = self.history.record_quality(at, sample) {
+            emit(Utc::now(), &Event::Warning(notice));
+        }
     }
 
+    /// The reports that may be sent now: those the journal's disk cannot contradict and the
+    /// history already holds, so an acknowledged report is never gone from both.
     fn sendable(&self) -> Vec<OutageReport> {
-        state::sendable(self.journal.state(), self.journal.saved())
+        let mut reports = state::sendable(self.journal.state(), self.journal.saved());
+        reports.retain(|report| self.history.holds(&report.id));
+        reports
+    }
+
+    /// Adds every finished outage the journal holds to the history (it enters the history when
+    /// it finishes, acknowledged or not).
+    fn record_history(&mut self) {
+        let pending = &self.journal.state().pending;
+        if pending.iter().all(|report| self.history.holds(&report.id)) {
+            return;
+        }
+        if let Some(notice) = self.history.record_outages(pending, Utc::now()) {
+            emit(Utc::now(), &Event::Warning(notice));
+        }
     }
 
     /// Applies a journal change and writes it, printing a line when writing starts failing or
@@ -514,6 +552,7 @@ impl<N: Network, S: Sender> Agent<N, S> {
         if let Some(notice) = notice {
             emit(Utc::now(), &Event::Warning(notice));
         }
+        self.record_history();
         result
     }
 

@@ -18,7 +18,7 @@ readonly REPO
 main() {
   "$HERE/install.sh"
   if [[ -z "${ISP_MONITOR_HANDLER:-}" ]]; then
-    (cd "$REPO" && cargo build --quiet --bin handler)
+    (cd "$REPO" && cargo build --quiet --bin handler --bin heartbeat-agent)
   fi
   cd "$HERE"
   export PYTHONDONTWRITEBYTECODE=1

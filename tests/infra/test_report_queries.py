@@ -36,6 +36,8 @@ PARAMETERS = {
     "report-devices.kql": ("since", "only_device"),
     "report-outages.kql": ("since", "silence", "only_device"),
     "report-ip-changes.kql": ("since", "only_device"),
+    # The evidence report's (scripts/report.sh --month/--from/--to; tests/infra/test_report_period.py).
+    **{f"report-period-{n}.kql": ("since", "until", "silence", "only_device") for n in ("devices", "outages", "gaps", "ip-changes", "quality")},
 }
 DEFAULTS = {"since": "ago(7d)", "silence": "5m", "only_device": '""'}
 

@@ -229,3 +229,100 @@ assert_no_secret() {
   assert_failed_with "failed because the Azure login is missing or expired: run 'az login'"
   assert_no_secret
 }
+
+# ---------------------------------------------------------------------- the evidence report (Rust)
+# The az stand-in answers the five period queries with November 2026 of den-pc
+# (tests/scripts/stubs/app-insights/report-period-*.json): an ISP outage (2h05m), a LAN outage
+# (30m), the agent off for 9h, each also a heartbeat gap, and one gap (10m) no report explains.
+# heartbeat-agent (the real debug build) computes and prints the report.
+
+@test "--month --format json: the evidence report, computed by heartbeat-agent from the five queries" {
+  export ISP_MONITOR_AGENT_BIN=$REAL_AGENT
+  run "$REPO/scripts/report.sh" --month 2026-11 --format json
+  [ "$status" -eq 0 ]
+  jq -e '
+    .schema == "isp-monitor-report" and .version == 1 and .source == "azure" and .silence_minutes == 5
+    and .from == "2026-11-01T00:00:00Z" and .to == "2026-12-01T00:00:00Z"
+    and (.devices | length) == 1
+    and (.devices[0] | .device == "den-pc" and .isp_downtime_s == 7500 and .isp_outages == 1
+         and .longest_isp_outage_s == 7500 and .outages_total == 4 and .observed_s == 30 * 86400 - 32400
+         and .uptime_pct == 99.71
+         and .not_isp == {lan_s: 1800, agent_offline_s: 32400, cloud_side_s: 0, undetermined_s: 600})
+    and ([.devices[0].outages[] | [.cause, .witness]] == [["isp", "both"], ["lan", "both"], ["unknown", "cloud"], ["agent_offline", "both"]])
+    and .devices[0].ip_changes == [{at: "2026-11-03T12:05:20Z", from: "203.0.113.7", to: "203.0.113.99"}]
+    and (.devices[0].days[2] | .date == "2026-11-03" and .quality.loss_pct == 0.99 and .quality.rtt_p95_ms == 40.5)
+  ' <<<"$output"
+  local n
+  for n in 1 2 3 4 5; do
+    grep -qxF 'let since = datetime(2026-11-01T00:00:00Z);' "$AZ_STUB_STATE/query-$n.kql"
+    grep -qxF 'let until = datetime(2026-12-01T00:00:00Z);' "$AZ_STUB_STATE/query-$n.kql"
+    grep -qxF 'let silence = 5m;' "$AZ_STUB_STATE/query-$n.kql"
+  done
+  [ "$(calls 'app-insights query' | wc -l)" -eq 5 ]
+  assert_no_secret
+}
+
+@test "--from --to --format table|csv|html: the same report in each format" {
+  export ISP_MONITOR_AGENT_BIN=$REAL_AGENT
+  run "$REPO/scripts/report.sh" --from 2026-11-01 --to 2026-12-01 --format table
+  [ "$status" -eq 0 ]
+  [[ ${lines[0]} == "ISP Monitor report 2026-11-01 00:00:00 to 2026-12-01 00:00:00 UTC, from Azure Application Insights; generated "* ]]
+  [[ $output == *"Uptime (ISP):   99.71%"* ]]
+  [[ $output == *"2026-11-03 10:00:00  2026-11-03 12:05:00  2h05m     isp            yes  both     your internet provider (DNS and internet targets unreachable)"* ]]
+  [[ $output == *"2026-11-03 12:05:20  203.0.113.7  203.0.113.99"* ]]
+  grep -qxF 'let until = datetime(2026-12-01T00:00:00Z);' "$AZ_STUB_STATE/query-1.kql"
+  run "$REPO/scripts/report.sh" --from 2026-11-10T07:00Z --to 2026-11-10T09:00:00Z --format csv
+  [ "$status" -eq 0 ]
+  [[ ${lines[0]} == "record,device,start_utc,end_utc,duration_s,cause,"*$'\r' ]]
+  [[ $output == *'outage,den-pc,2026-11-10T08:00:00Z,2026-11-10T08:30:00Z,1800,lan,your local network (the router did not answer),no,both,,0,,1800,,,,,,,"0/3 internet targets reached, gateway unreachable, ""router"" down"'$'\r'* ]]
+  run "$REPO/scripts/report.sh" --month=2026-11 --format=html
+  [ "$status" -eq 0 ]
+  [[ ${lines[0]} == "<!DOCTYPE html>" && $output == *"@page{size:A4"* && $output != *"<script"* ]]
+  [ "$(grep -c '<tr class="outage' <<<"$output")" -eq 4 ]
+}
+
+@test "the evidence report: heartbeat-agent is found in the clone's target, else on PATH, else the build command" {
+  mkdir -p "$REPO/target/debug"
+  ln -s "$REAL_AGENT" "$REPO/target/debug/heartbeat-agent"
+  run "$REPO/scripts/report.sh" --month 2026-11 --format json
+  [ "$status" -eq 0 ]
+  rm "$REPO/target/debug/heartbeat-agent"
+  ln -s "$REAL_AGENT" "$STUBS/heartbeat-agent"
+  run "$REPO/scripts/report.sh" --month 2026-11 --format json
+  [ "$status" -eq 0 ]
+  rm "$STUBS/heartbeat-agent"
+  : >"$STUB_LOG"
+  run "$REPO/scripts/report.sh" --month 2026-11
+  assert_failed_with "the evidence report is printed by heartbeat-agent, which is not built: run 'cargo build --release --bin heartbeat-agent'"
+  export ISP_MONITOR_AGENT_BIN=$REPO/scripts
+  run "$REPO/scripts/report.sh" --month 2026-11
+  assert_failed_with "ISP_MONITOR_AGENT_BIN '$REPO/scripts' is not an executable file"
+  [ ! -s "$STUB_LOG" ]
+}
+
+@test "the evidence report: --since with --format runs from then to now; bad periods fail in one line before az" {
+  export ISP_MONITOR_AGENT_BIN=$REAL_AGENT
+  run "$REPO/scripts/report.sh" --since 2026-11-01 --format json
+  [ "$status" -eq 0 ]
+  jq -e '.from == "2026-11-01T00:00:00Z" and (.to | fromdate) >= now - 60' <<<"$output"
+  : >"$STUB_LOG"
+  run "$REPO/scripts/report.sh" --month 2026-13
+  assert_failed_with "--month '2026-13' is not a month like 2026-11"
+  run "$REPO/scripts/report.sh" --from 2026-11-02
+  assert_failed_with "--from needs --to: give both, or --month"
+  run "$REPO/scripts/report.sh" --to 2026-11-02
+  assert_failed_with "--to needs --from: give both, or --month"
+  run "$REPO/scripts/report.sh" --from 2026-11-02 --to 2026-11-01
+  assert_failed_with "--to '2026-11-01' is not after --from '2026-11-02': give a later end"
+  run "$REPO/scripts/report.sh" --from 2026-02-30 --to 2026-03-02
+  assert_failed_with "--from '2026-02-30' is not a valid UTC date or time"
+  run "$REPO/scripts/report.sh" --month 2026-11 --from 2026-11-01 --to 2026-11-02
+  assert_failed_with "--month and --from/--to are two ways to give the period: use one"
+  run "$REPO/scripts/report.sh" --month 2026-11 --json
+  assert_failed_with "--json is the quick view's JSON; for the evidence report use --format json"
+  run "$REPO/scripts/report.sh" --month 2026-11 --format pdf
+  assert_failed_with "--format 'pdf' is not one of table, json, csv, html"
+  run "$REPO/scripts/report.sh" --month 2999-01
+  assert_failed_with "the period starts in the future: give an earlier start"
+  [ ! -s "$STUB_LOG" ]
+}
