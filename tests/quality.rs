@@ -1,11 +1,17 @@
 //! Connection quality (issue 15, interface A): the real `handler` behind the host stand-in
 //! validating the heartbeat's `quality` object in both of the host's modes and recording the
-//! `quality_*` dimensions the ingestion stand-in receives.
+//! `quality_*` dimensions the ingestion stand-in receives; the agent's measurement against
+//! loopback listeners (open, closed, black-holed); and the real agent's heartbeats carrying it.
 
 mod support;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use isp_monitor::agent::config::ProbeTarget;
+use isp_monitor::agent::probe::RealNetwork;
+use isp_monitor::agent::quality::{Plan, measure};
 use serde_json::{Value, json};
 use support::host::{FUNCTION_KEY, FunctionsHost};
 use support::ingestion::{Behaviour, Ingestion};
@@ -152,4 +158,208 @@ async fn quality_is_validated_and_recorded_in_both_modes() {
         reasons.sort();
         assert_eq!(errors, reasons, "{mode}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agent's measurement against loopback listeners (never a public target).
+
+/// A loopback port that accepts connections and counts them: a live probe target.
+async fn open_target() -> (ProbeTarget, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count: Arc<AtomicUsize> = Default::default();
+    let counter = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (loopback(port), count)
+}
+
+fn loopback(port: u16) -> ProbeTarget {
+    ProbeTarget {
+        host: "127.0.0.1".into(),
+        port,
+    }
+}
+
+/// A loopback port that never answers a SYN: a listener with a backlog of 0 that never accepts,
+/// its queue filled first, so Linux drops every further SYN (the way a firewall drops packets).
+/// Returns the target and what keeps it black-holed.
+async fn black_hole() -> (
+    ProbeTarget,
+    Vec<tokio::net::TcpStream>,
+    tokio::net::TcpListener,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let connect = tokio::net::TcpStream::connect(address);
+        match tokio::time::timeout(Duration::from_millis(300), connect).await {
+            Ok(Ok(stream)) => fillers.push(stream),
+            Ok(Err(err)) => panic!("filling the backlog: {err}"),
+            Err(_) => return (loopback(address.port()), fillers, listener),
+        }
+    }
+    panic!("the listen queue never filled: SYNs are not dropped here");
+}
+
+/// The real measurement: an open port gives round-trip times, a closed port counts as loss at
+/// once, a black-holed one times out and the whole measurement still ends within its budget;
+/// `localhost` resolves (from the hosts file, no DNS server asked).
+#[tokio::test(flavor = "multi_thread")]
+async fn real_measurement_on_loopback() {
+    let (open, accepted) = open_target().await;
+    let closed = loopback(support::free_port());
+    let plan = |targets: Vec<ProbeTarget>, budget_ms| Plan {
+        targets,
+        attempts_per_target: 3,
+        timeout: Duration::from_millis(400),
+        budget: Duration::from_millis(budget_ms),
+        resolve: Some(("localhost".into(), 80)),
+    };
+
+    let quality = measure(RealNetwork, plan(vec![open.clone(), closed.clone()], 5000)).await;
+    assert_eq!((quality.probes, quality.lost), (6, 3), "{quality:?}");
+    let (p50, p95) = (quality.rtt_p50_ms.unwrap(), quality.rtt_p95_ms.unwrap());
+    assert!(0.0 < p50 && p50 <= p95 && p95 < 400.0, "{quality:?}");
+    assert!(quality.dns_ms.is_some_and(|ms| ms < 400.0), "{quality:?}");
+    assert!(
+        support::wait_for(Duration::from_secs(2), async || {
+            (accepted.load(Ordering::SeqCst) == 3).then_some(())
+        })
+        .await
+        .is_some(),
+        "three connections reached the open port"
+    );
+
+    let (hole, _fillers, _listener) = black_hole().await;
+    let started = Instant::now();
+    let quality = measure(RealNetwork, plan(vec![open, hole], 900)).await;
+    let took = started.elapsed();
+    // The 400 ms timeout is cut to 300 ms so that three attempts fit in the 900 ms budget.
+    assert_eq!((quality.probes, quality.lost), (6, 3), "{quality:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(1000),
+        "took {took:?}: the budget, plus scheduling"
+    );
+    assert!(quality.rtt_p95_ms.is_some());
+
+    let quality = measure(RealNetwork, plan(vec![closed], 1000)).await;
+    assert_eq!(quality.lost, quality.probes);
+    assert_eq!((quality.rtt_p50_ms, quality.rtt_p95_ms), (None, None));
+}
+
+/// The real agent against the real handler: with quality on, the heartbeats after the first carry
+/// the figures (two attempts to an open and to a closed port: 4 probes, 2 lost, times measured,
+/// no DNS time for an endpoint given by IP) and the handler records them; with `--quality off`
+/// (the environment switch) no row carries a quality key and no probe target hears from the agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_sends_quality_the_handler_records() {
+    let ingestion = Ingestion::start(Behaviour::Accept).await;
+    let [(_, forwarding), _] = both_modes();
+    let host = FunctionsHost::start(with_telemetry(forwarding, &ingestion))
+        .await
+        .unwrap();
+    let (open, accepted) = open_target().await;
+    let closed = loopback(support::free_port());
+    let targets = format!("{open},{closed}");
+    let (quiet_open, quiet_accepted) = open_target().await;
+    let quiet_targets = format!("{quiet_open},{closed}");
+    let dir = support::TempDir::new("quality-agent");
+    let quiet_dir = support::TempDir::new("quality-agent-off");
+    let agent = |dir: &std::path::Path, device: &str, targets: &str, quality: &str| {
+        tokio::process::Command::new(support::agent_binary())
+            .env_clear()
+            .env("HOME", dir)
+            .env("HEARTBEAT_STATE_DIR", dir)
+            .env("HEARTBEAT_KEY", FUNCTION_KEY)
+            .env("HEARTBEAT_QUALITY", quality)
+            .env("HEARTBEAT_QUALITY_COUNT", "2")
+            .env("HEARTBEAT_QUALITY_TIMEOUT", "1")
+            .args(["--daemon", "--url", &host.ping_url(), "--device", device])
+            .args(["--interval", "1", "--probe-targets", targets])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let mut measuring = agent(dir.path(), "q-agent", &targets, "on");
+    let mut quiet = agent(quiet_dir.path(), "q-quiet", &quiet_targets, "off");
+
+    let rows = support::wait_for(WAIT, async || {
+        let rows = ingestion.requests();
+        let with_quality = rows
+            .iter()
+            .filter(|r| props(r)["device"] == "q-agent" && props(r).get("quality_probes").is_some())
+            .count();
+        let quiet = rows
+            .iter()
+            .filter(|r| props(r)["device"] == "q-quiet")
+            .count();
+        (with_quality >= 2 && quiet >= 3).then_some(rows)
+    })
+    .await
+    .expect("two heartbeats with quality and three without within 15 s");
+    for child in [&mut measuring, &mut quiet] {
+        let pid = child.id().unwrap() as i32;
+        // SAFETY: signalling a child this test started and still owns.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        assert!(status.expect("stops within 5 s").unwrap().success());
+    }
+
+    let agent_rows: Vec<&Value> = rows
+        .iter()
+        .filter(|r| props(r)["device"] == "q-agent")
+        .collect();
+    assert_eq!(
+        quality_dims(agent_rows[0]),
+        [],
+        "the first heartbeat has nothing measured yet"
+    );
+    for row in agent_rows
+        .iter()
+        .filter(|r| props(r).get("quality_probes").is_some())
+    {
+        let p = props(row);
+        assert_eq!(p["quality_probes"], "4", "{p}");
+        assert_eq!(p["quality_lost"], "2", "{p}");
+        assert_eq!(p["quality_loss_pct"], "50", "{p}");
+        let p50: f64 = p["quality_rtt_p50_ms"].as_str().unwrap().parse().unwrap();
+        let p95: f64 = p["quality_rtt_p95_ms"].as_str().unwrap().parse().unwrap();
+        assert!(p50 <= p95 && p95 < 1000.0, "{p}");
+        assert_eq!(
+            p["quality_dns_ms"], "",
+            "an IP endpoint has no name to resolve"
+        );
+    }
+    assert!(accepted.load(Ordering::SeqCst) >= 4);
+    for row in rows.iter().filter(|r| props(r)["device"] == "q-quiet") {
+        assert_eq!(quality_dims(row), [], "quality off");
+    }
+    assert_eq!(
+        quiet_accepted.load(Ordering::SeqCst),
+        0,
+        "quality off: no probes while up"
+    );
+
+    // Each interval's quality also went into the local history's daily summary (h-report's
+    // `history.json`, read by `heartbeat-agent report`); none with quality off.
+    let history = |dir: &std::path::Path| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join("history.json")).unwrap()).unwrap()
+    };
+    let days = history(dir.path())["quality_days"].clone();
+    let samples = days[0]["samples"].as_u64().unwrap();
+    assert!(samples >= 2, "{days}");
+    assert_eq!(days[0]["probes"].as_u64(), Some(4 * samples), "{days}");
+    assert_eq!(days[0]["lost"].as_u64(), Some(2 * samples), "{days}");
+    assert_eq!(history(quiet_dir.path())["quality_days"], json!([]));
 }

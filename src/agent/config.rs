@@ -64,6 +64,27 @@ pub struct Options {
         allow_hyphen_values = true
     )]
     pub probe_interval: String,
+    /// Measure connection quality while up (on or off): after each heartbeat, a few TCP connects
+    /// to each probe target and the endpoint's DNS lookup, timed and sent with the next heartbeat.
+    #[arg(long, env = "HEARTBEAT_QUALITY", default_value = "on")]
+    pub quality: String,
+    /// Connect attempts per probe target in each quality measurement (1 to 20; at most 100 in all).
+    #[arg(
+        long,
+        env = "HEARTBEAT_QUALITY_COUNT",
+        default_value = "3",
+        allow_hyphen_values = true
+    )]
+    pub quality_count: String,
+    /// Seconds each quality connect attempt and DNS lookup may take (1 to 60; cut so that all
+    /// attempts fit in three quarters of the interval).
+    #[arg(
+        long,
+        env = "HEARTBEAT_QUALITY_TIMEOUT",
+        default_value = "3",
+        allow_hyphen_values = true
+    )]
+    pub quality_timeout: String,
     /// Send one heartbeat and exit (0 sent, 1 failed). Wins over --daemon, as in the original agent.
     #[arg(long)]
     pub once: bool,
@@ -100,6 +121,21 @@ impl std::fmt::Display for ProbeTarget {
     }
 }
 
+/// How connection quality is measured (docs/agent.md, "Connection quality").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QualityConfig {
+    pub enabled: bool,
+    /// Connect attempts per probe target.
+    pub count: u32,
+    /// The longest one attempt or lookup may take.
+    pub timeout: Duration,
+}
+
+/// Most connect attempts per target in one quality measurement.
+pub const MAX_QUALITY_COUNT: u32 = 20;
+/// The longest quality timeout, in seconds.
+pub const MAX_QUALITY_TIMEOUT_S: u64 = 60;
+
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -113,6 +149,7 @@ pub struct AgentConfig {
     pub probe_targets: Vec<ProbeTarget>,
     pub gateway: Option<ProbeTarget>,
     pub probe_interval: Duration,
+    pub quality: QualityConfig,
     pub mode: Mode,
     pub verbose: bool,
 }
@@ -188,6 +225,12 @@ impl Options {
             ),
             None => None,
         };
+        let quality = quality_config(
+            &self.quality,
+            &self.quality_count,
+            &self.quality_timeout,
+            probe_targets.len(),
+        )?;
         Ok(AgentConfig {
             url,
             device,
@@ -211,6 +254,7 @@ impl Options {
                 &self.probe_interval,
                 5,
             )?,
+            quality,
             mode: if self.daemon && !self.once {
                 Mode::Daemon
             } else {
@@ -239,6 +283,55 @@ fn seconds(option: &str, value: &str, default: u64) -> Result<Duration, String> 
             "{option} is {value:?}; it must be a whole number of seconds, at least 1"
         )),
     }
+}
+
+/// The quality options: the switch, the count per target (with the total bounded by what one
+/// heartbeat may report) and the timeout.
+fn quality_config(
+    switch: &str,
+    count: &str,
+    timeout: &str,
+    targets: usize,
+) -> Result<QualityConfig, String> {
+    let enabled = match switch.trim().to_ascii_lowercase().as_str() {
+        "" | "on" | "true" | "yes" | "1" => true,
+        "off" | "false" | "no" | "0" => false,
+        _ => {
+            return Err(format!(
+                "--quality / HEARTBEAT_QUALITY is {switch:?}; it must be on or off"
+            ));
+        }
+    };
+    let count = match count.trim() {
+        "" => 3,
+        text => match text.parse::<u32>() {
+            Ok(n) if (1..=MAX_QUALITY_COUNT).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                    "--quality-count / HEARTBEAT_QUALITY_COUNT is {count:?}; it must be a whole number from 1 to {MAX_QUALITY_COUNT}"
+                ));
+            }
+        },
+    };
+    let limit = crate::heartbeat::MAX_QUALITY_PROBES as usize;
+    if enabled && count as usize * targets > limit {
+        return Err(format!(
+            "--quality-count / HEARTBEAT_QUALITY_COUNT is {count} for {targets} probe targets: {} attempts; a heartbeat reports at most {limit}",
+            count as usize * targets
+        ));
+    }
+    let timeout = seconds("--quality-timeout / HEARTBEAT_QUALITY_TIMEOUT", timeout, 3)?;
+    if timeout.as_secs() > MAX_QUALITY_TIMEOUT_S {
+        return Err(format!(
+            "--quality-timeout / HEARTBEAT_QUALITY_TIMEOUT is {}; it must be at most {MAX_QUALITY_TIMEOUT_S} seconds",
+            timeout.as_secs()
+        ));
+    }
+    Ok(QualityConfig {
+        enabled,
+        count,
+        timeout,
+    })
 }
 
 fn parse_target(text: &str) -> Result<ProbeTarget, String> {
@@ -363,6 +456,60 @@ mod tests {
                 host: "::1".into(),
                 port: 53
             }
+        );
+    }
+
+    /// The quality options: defaults, the off switch, and bad values naming the option.
+    #[test]
+    fn quality_options() {
+        let url = [
+            "--url",
+            "http://x/api/ping",
+            "--probe-targets",
+            "127.0.0.1:9,127.0.0.1:10",
+        ];
+        let with = |extra: &[&str]| parse(&[&url[..], extra].concat());
+        let quality = with(&[]).unwrap().quality;
+        assert_eq!(
+            quality,
+            QualityConfig {
+                enabled: true,
+                count: 3,
+                timeout: Duration::from_secs(3)
+            }
+        );
+        assert!(!with(&["--quality", "OFF"]).unwrap().quality.enabled);
+        assert!(with(&["--quality", ""]).unwrap().quality.enabled);
+        assert_eq!(
+            with(&["--quality", "sometimes"]).unwrap_err(),
+            "--quality / HEARTBEAT_QUALITY is \"sometimes\"; it must be on or off"
+        );
+        assert_eq!(
+            with(&["--quality-count", "0"]).unwrap_err(),
+            "--quality-count / HEARTBEAT_QUALITY_COUNT is \"0\"; it must be a whole number from 1 to 20"
+        );
+        assert_eq!(with(&["--quality-count", "20"]).unwrap().quality.count, 20);
+        let many: Vec<String> = (1..=6).map(|p| format!("127.0.0.1:{p}")).collect();
+        assert_eq!(
+            parse(&[
+                "--url",
+                "http://x/api/ping",
+                "--probe-targets",
+                &many.join(","),
+                "--quality-count",
+                "20"
+            ])
+            .unwrap_err(),
+            "--quality-count / HEARTBEAT_QUALITY_COUNT is 20 for 6 probe targets: 120 attempts; a heartbeat reports at most 100"
+        );
+        assert_eq!(
+            with(&["--quality-timeout", "61"]).unwrap_err(),
+            "--quality-timeout / HEARTBEAT_QUALITY_TIMEOUT is 61; it must be at most 60 seconds"
+        );
+        assert!(
+            with(&["--quality-timeout", "0"])
+                .unwrap_err()
+                .starts_with("--quality-timeout / HEARTBEAT_QUALITY_TIMEOUT is \"0\"")
         );
     }
 }

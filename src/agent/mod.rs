@@ -15,6 +15,7 @@ pub mod history;
 pub mod journal;
 pub mod output;
 pub mod probe;
+pub mod quality;
 pub mod schedule;
 pub mod state;
 pub mod transport;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::heartbeat::Heartbeat;
+use crate::heartbeat::{Heartbeat, Quality};
 use crate::outage::OutageReport;
 use config::{AgentConfig, Mode};
 use history::History;
@@ -89,6 +90,8 @@ pub async fn run_with(
         history,
         seq: 0,
         last_rtt: None,
+        measuring: None,
+        quality_for_next: None,
     };
     agent.startup(Utc::now());
     match agent.config.mode {
@@ -111,6 +114,10 @@ struct Agent<N: Network, S: Sender> {
     schedule: Schedule,
     seq: u64,
     last_rtt: Option<Duration>,
+    /// The quality measurement started after the last delivered heartbeat (quality.rs).
+    measuring: Option<tokio::task::JoinHandle<Quality>>,
+    /// What the next heartbeat carries as `quality`; cleared once delivered.
+    quality_for_next: Option<Quality>,
 }
 
 impl<N: Network, S: Sender> Agent<N, S> {
@@ -244,6 +251,10 @@ impl<N: Network, S: Sender> Agent<N, S> {
     /// One scheduled heartbeat while all is well. The first failure is written to the journal at
     /// once as the suspected start; quick retries confirm it before an outage is declared.
     async fn beat(&mut self) -> Duration {
+        self.quality_for_next = self.finished_measurement().await;
+        if let Some(quality) = self.quality_for_next {
+            self.measured(Utc::now(), &quality);
+        }
         let first_attempt = Utc::now();
         let reports = self.sendable();
         let mut attempt_at = first_attempt;
@@ -269,11 +280,14 @@ impl<N: Network, S: Sender> Agent<N, S> {
             attempt_at = Utc::now();
             result = self.send_reports(&reports).await;
         }
+        // Quality is sent at most once, and never by the attempts of an outage.
+        self.quality_for_next = None;
         match result {
             Ok(delivered) => {
                 if let Some(finished) = self.delivered(attempt_at, &reports, &delivered) {
                     self.report_finished(&finished).await;
                 }
+                self.start_measuring();
                 self.schedule.delivered()
             }
             Err(failure) => {
@@ -294,6 +308,8 @@ impl<N: Network, S: Sender> Agent<N, S> {
                 if let Some(finished) = self.delivered(attempt_at, &reports, &delivered) {
                     self.report_finished(&finished).await;
                 }
+                // Up again: measure for the next scheduled heartbeat.
+                self.start_measuring();
                 self.schedule.delivered()
             }
             Err(failure) => {
@@ -451,6 +467,7 @@ impl<N: Network, S: Sender> Agent<N, S> {
         heartbeat.seq = Some(self.seq);
         heartbeat.rtt_ms = self.last_rtt.map(|rtt| rtt.as_millis() as u64);
         heartbeat.outages = reports.to_vec();
+        heartbeat.quality = self.quality_for_next;
         let verbose = self.config.verbose;
         let delivered = self
             .transport
@@ -461,7 +478,51 @@ impl<N: Network, S: Sender> Agent<N, S> {
             })
             .await?;
         self.last_rtt = Some(delivered.rtt);
+        self.quality_for_next = None;
         Ok(delivered)
+    }
+
+    /// Starts measuring connection quality for the next heartbeat (only while up: called after a
+    /// delivered heartbeat), unless it is switched off. The measurement ends within three quarters
+    /// of the interval (quality.rs), so it is done when the next heartbeat goes.
+    fn start_measuring(&mut self) {
+        if let Some(running) = self.measuring.take() {
+            running.abort();
+        }
+        if self.config.mode == Mode::Daemon
+            && let Some(plan) = quality::Plan::from_config(&self.config)
+        {
+            self.measuring = Some(tokio::spawn(quality::measure(self.network.clone(), plan)));
+        }
+    }
+
+    /// The measurement started after the last delivered heartbeat, if it has finished; one still
+    /// running (the machine was busy or asleep) is dropped rather than waited for.
+    async fn finished_measurement(&mut self) -> Option<Quality> {
+        let running = self.measuring.take()?;
+        if !running.is_finished() {
+            running.abort();
+            self.verbose("quality measurement still running at the heartbeat; dropped".into());
+            return None;
+        }
+        // Finished, so this does not wait; a measurement that panicked gives nothing.
+        running.await.ok()
+    }
+
+    /// Every interval's quality passes here once, before the heartbeat that carries it: printed
+    /// with `--verbose`, and added to the local history's daily summary (`heartbeat-agent report`).
+    fn measured(&mut self, at: DateTime<Utc>, quality: &Quality) {
+        self.verbose(quality::summary(quality));
+        let sample = history::QualitySample {
+            probes: quality.probes,
+            lost: quality.lost,
+            rtt_p50_ms: quality.rtt_p50_ms,
+            rtt_p95_ms: quality.rtt_p95_ms,
+            dns_ms: quality.dns_ms,
+        };
+        if let Some(notice) = self.history.record_quality(at, sample) {
+            emit(Utc::now(), &Event::Warning(notice));
+        }
     }
 
     /// The reports that may be sent now: those the journal's disk cannot contradict and the
@@ -622,5 +683,127 @@ mod tests {
             retry_after: Some(Duration::from_secs(30)),
         };
         assert_eq!(attempts_in_100_s(throttled).await, [0, 30, 60, 90]);
+    }
+
+    /// An endpoint that is up or down as a flag says, and keeps every heartbeat it is sent.
+    struct Switchable {
+        down: Arc<Mutex<bool>>,
+        beats: Arc<Mutex<Vec<Heartbeat>>>,
+    }
+
+    impl Sender for Switchable {
+        async fn send(
+            &self,
+            heartbeat: &Heartbeat,
+            _log: impl FnOnce(String) + Send,
+        ) -> Result<Delivered, AttemptFailure> {
+            self.beats.lock().unwrap().push(heartbeat.clone());
+            if *self.down.lock().unwrap() {
+                return Err(AttemptFailure::Unreachable("connection refused".into()));
+            }
+            Ok(Delivered {
+                status: 200,
+                rtt: Duration::from_millis(5),
+            })
+        }
+    }
+
+    /// Every target connects at once; connections are counted.
+    #[derive(Clone, Default)]
+    struct CountingNetwork(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Network for CountingNetwork {
+        async fn resolves(&self, _host: String, _port: u16) -> bool {
+            true
+        }
+        async fn connects(&self, _target: config::ProbeTarget) -> bool {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            true
+        }
+    }
+
+    /// The daemon for `seconds` of virtual time (interval 10 s, two targets) with the endpoint
+    /// down from the start or not: the heartbeats sent and the connections the probes made.
+    async fn run_for(seconds: u64, down: bool, quality: &str) -> (Vec<Heartbeat>, usize) {
+        let dir = std::env::temp_dir().join(format!(
+            "isp-agent-quality-{}-{}",
+            std::process::id(),
+            RandomState::new().hash_one(2u8)
+        ));
+        let config = config::Options::try_parse_from([
+            "heartbeat-agent",
+            "--daemon",
+            "--url",
+            "http://127.0.0.1:9/api/ping",
+            "--interval",
+            "10",
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--probe-targets",
+            "127.0.0.1:9,127.0.0.1:10",
+            "--quality",
+            quality,
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let beats: Arc<Mutex<Vec<Heartbeat>>> = Default::default();
+        let endpoint = Switchable {
+            down: Arc::new(Mutex::new(down)),
+            beats: Arc::clone(&beats),
+        };
+        let network = CountingNetwork::default();
+        let outcome = run_with(
+            config,
+            endpoint,
+            network.clone(),
+            tokio::time::sleep(Duration::from_secs(seconds)),
+        )
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(outcome, Ok(Outcome::Success));
+        let beats = beats.lock().unwrap().clone();
+        (beats, network.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// While up, every heartbeat after the first carries the quality measured since the one
+    /// before (3 attempts to each of 2 targets), and those are the only connections made; with
+    /// quality off no heartbeat carries any and no connection is made.
+    #[tokio::test(start_paused = true)]
+    async fn quality_rides_on_the_next_heartbeat_while_up() {
+        let (beats, connects) = run_for(35, false, "on").await;
+        assert_eq!(beats.len(), 4, "at 0, ~10, ~20, ~30 s");
+        assert_eq!(beats[0].quality, None, "nothing measured before the first");
+        for beat in &beats[1..] {
+            let quality = beat.quality.expect("measured since the last heartbeat");
+            assert_eq!((quality.probes, quality.lost), (6, 0));
+            assert_eq!(
+                quality.rtt_p95_ms,
+                Some(0.0),
+                "virtual time: instant connects"
+            );
+        }
+        assert_eq!(
+            connects,
+            6 * 4,
+            "one measurement after each delivered heartbeat"
+        );
+
+        let (beats, connects) = run_for(35, false, "off").await;
+        assert_eq!(beats.len(), 4);
+        assert!(beats.iter().all(|b| b.quality.is_none()));
+        assert_eq!(connects, 0);
+    }
+
+    /// During an outage nothing is measured: no attempt carries quality, and the probes make the
+    /// same connections with quality on as with it off (the outage diagnosis only).
+    #[tokio::test(start_paused = true)]
+    async fn no_quality_is_measured_during_an_outage() {
+        let (beats, with_quality) = run_for(60, true, "on").await;
+        assert!(beats.len() > 5, "{} attempts", beats.len());
+        assert!(beats.iter().all(|b| b.quality.is_none()));
+        let (_, without) = run_for(60, true, "off").await;
+        assert!(without > 0);
+        assert_eq!(with_quality, without);
     }
 }
