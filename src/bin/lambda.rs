@@ -1,12 +1,13 @@
 //! The AWS Lambda function (`provided.al2023`, packaged as `bootstrap`): ISP Monitor's heartbeat
 //! receiver behind a Function URL. Lambda starts it with `AWS_LAMBDA_RUNTIME_API` set; it polls
-//! the Runtime API for invocations and answers each through `handler::aws` (docs/platform.md §10).
+//! the Runtime API for invocations and answers each through `handler::aws` (docs/platform.md §11).
 //!
 //! Configuration (environment, interface C): `ISP_MONITOR_FUNCTION_KEY` (required: the URL is
 //! public, so the function checks the key itself), `ISP_MONITOR_SNS_TOPIC_ARN` (optional: outage
-//! emails). Without a usable key the function fails closed: it reports an initialization error to
-//! the Runtime API (`/runtime/init/error`), prints why on stderr, and exits 1 without serving one
-//! request.
+//! emails through `isp_monitor::notify::SnsPublisher`; unset, no emails), and
+//! `ISP_MONITOR_SNS_ENDPOINT` (optional: another SNS endpoint). Without a usable key the function
+//! fails closed: it reports an initialization error to the Runtime API (`/runtime/init/error`),
+//! prints why on stderr, and exits 1 without serving one request.
 //!
 //! Exit codes: 1 when it cannot start (no key, not on Lambda) or the runtime loop fails.
 
@@ -19,6 +20,7 @@ use isp_monitor::handler::aws::LambdaFrontEnd;
 use isp_monitor::handler::aws::key::FunctionKey;
 use isp_monitor::handler::aws::lines::CloudWatchLines;
 use isp_monitor::handler::aws::notify::{OutageNotifier, TOPIC_ARN_VAR};
+use isp_monitor::notify::SnsPublisher;
 use lambda_http::service_fn;
 
 /// What the Lambda runtime client needs from the environment (Lambda sets them all); checked
@@ -63,11 +65,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let notifier: Option<Arc<dyn OutageNotifier>> = None;
-    if env(TOPIC_ARN_VAR).is_some_and(|arn| !arn.trim().is_empty()) {
-        // The SNS publisher (crate::notify::sns) plugs in here once it is merged.
-        eprintln!("lambda: warning: {TOPIC_ARN_VAR} is set but this build has no SNS publisher");
-    }
+    // Outage emails are worth a warning, not the heartbeats: a broken SNS setting leaves the
+    // function answering, with the reason on stderr at every start.
+    let notifier: Option<Arc<dyn OutageNotifier>> = match SnsPublisher::from_env() {
+        Ok(Some(publisher)) => Some(Arc::new(publisher)),
+        Ok(None) => None,
+        Err(err) => {
+            eprintln!("lambda: warning: outage emails are off ({TOPIC_ARN_VAR} is set): {err}");
+            None
+        }
+    };
     let front_end = Arc::new(LambdaFrontEnd::new(
         key,
         Arc::new(CloudWatchLines::stdout()),
@@ -86,7 +93,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Tells Lambda the function cannot start (`POST /runtime/init/error`, docs/platform.md §10),
+/// Tells Lambda the function cannot start (`POST /runtime/init/error`, docs/platform.md §11),
 /// so the invocation fails with `Runtime.InitError` and the reason lands in the function's log.
 async fn report_init_error(message: &str) {
     use lambda_runtime_api_client::body::Body;

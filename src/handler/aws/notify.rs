@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::outage::OutageReport;
 
 /// The environment variable naming the SNS topic (interface C). Unset: no notifier.
-pub const TOPIC_ARN_VAR: &str = "ISP_MONITOR_SNS_TOPIC_ARN";
+pub use crate::notify::sns::TOPIC_ENV as TOPIC_ARN_VAR;
 
 /// The longest the front end spends notifying one heartbeat's outages, in total: the agent is
 /// waiting for its answer, and the function has a short timeout. What is not notified in time is
@@ -25,4 +25,20 @@ pub type NotifyFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Se
 /// is one line saying what failed; it must never contain a secret.
 pub trait OutageNotifier: Send + Sync {
     fn notify<'a>(&'a self, device: &'a str, outage: &'a OutageReport) -> NotifyFuture<'a>;
+}
+
+/// The SNS publisher (`crate::notify`, interface C) as the notifier: one email per outage.
+impl OutageNotifier for crate::notify::SnsPublisher {
+    fn notify<'a>(&'a self, device: &'a str, outage: &'a OutageReport) -> NotifyFuture<'a> {
+        Box::pin(async move {
+            // The cause in interface B's words is `Cause::in_words()` (h-report's); until that is
+            // merged the email names the cause by its code (`isp`, `lan`, …).
+            let cause = outage.cause.as_str();
+            let (subject, message) = crate::notify::outage_email(device, outage, cause);
+            self.publish(&subject, &message)
+                .await
+                .map(|_message_id| ())
+                .map_err(|err| err.to_string())
+        })
+    }
 }
