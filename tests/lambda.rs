@@ -21,7 +21,7 @@ use support::lambda_runtime::{
     FUNCTION_KEY, LambdaProcess, Outcome, RuntimeApi, UrlRequest, http_answer,
 };
 
-/// The CloudWatch units a metric may declare (EMF `MetricDefinition.Unit`, docs/platform.md §10).
+/// The CloudWatch units a metric may declare (EMF `MetricDefinition.Unit`, docs/platform.md §11).
 const UNITS: &[&str] = &[
     "Seconds",
     "Microseconds",
@@ -97,12 +97,9 @@ fn check_emf(line: &Value) -> Result<Vec<String>, String> {
             }
             for key in keys {
                 let key = key.as_str().ok_or("a dimension key is not a string")?;
-                let value = root.get(key).and_then(Value::as_str).ok_or(format!(
+                root.get(key).and_then(Value::as_str).ok_or(format!(
                     "dimension target {key} is not a string on the root"
                 ))?;
-                if value.trim().is_empty() || value.chars().count() > 1024 {
-                    return Err(format!("dimension value {value:?} is empty or too long"));
-                }
             }
         }
         let metrics = directive["Metrics"]
@@ -791,5 +788,79 @@ impl std::io::Write for Captured {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// The line shapes docs/telemetry.md shows ("Telemetry on AWS") are the ones the binary prints:
+/// same events, same keys, the same EMF directive.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_lines_are_the_printed_ones() {
+    let doc = std::fs::read_to_string(support::repo_root().join("docs/telemetry.md")).unwrap();
+    let section = doc
+        .split("\n## Telemetry on AWS\n")
+        .nth(1)
+        .expect("docs/telemetry.md has a \"Telemetry on AWS\" section");
+    let section = section.split("\n## ").next().unwrap();
+    let documented: Vec<Value> = section
+        .split("```json\n")
+        .skip(1)
+        .map(|block| serde_json::from_str(block.split("\n```").next().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        documented.len(),
+        3,
+        "heartbeat, outage and refused examples"
+    );
+
+    let (api, function) = start().await;
+    let beat =
+        r#"{"device": "den", "note": "hello", "seq": 7, "rtt_ms": 41, "agent_version": "0.4.0"}"#;
+    assert_eq!(api.request(&UrlRequest::heartbeat(beat)).await.status, 200);
+    let outage = json!({"device": "den", "outages": [{"id": "o-1", "start": "2026-11-30T10:00:00Z",
+        "end": "2026-11-30T10:05:30Z", "cause": "isp", "detail": "dns and targets unreachable"}]});
+    assert_eq!(
+        api.request(&UrlRequest::heartbeat(&outage.to_string()))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        api.request(&UrlRequest::heartbeat(r#"{"device": 42}"#))
+            .await
+            .status,
+        400
+    );
+    let printed = function.wait_lines(4).await;
+    let keys = |v: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    for example in &documented {
+        let event = example["event"].as_str().unwrap();
+        let line = printed
+            .iter()
+            .find(|l| l["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} line printed: {printed:?}"));
+        assert_eq!(keys(example), keys(line), "{event}: documented vs printed");
+        if event == "heartbeat" {
+            assert_eq!(
+                example["_aws"]["CloudWatchMetrics"],
+                line["_aws"]["CloudWatchMetrics"]
+            );
+            assert!(example["_aws"]["Timestamp"].is_u64());
+        }
+        if event != "heartbeat" {
+            let mut same = example.clone();
+            same["request_id"] = line["request_id"].clone();
+            same["client_ip"] = line["client_ip"].clone();
+            if example.get("client_ip").is_none() {
+                same.as_object_mut().unwrap().remove("client_ip");
+            }
+            assert_eq!(
+                &same, line,
+                "{event}: the documented example is what the binary prints"
+            );
+        }
     }
 }
