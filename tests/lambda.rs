@@ -6,14 +6,22 @@
 mod support;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use isp_monitor::handler::aws::LambdaFrontEnd;
+use isp_monitor::handler::aws::key::FunctionKey;
+use isp_monitor::handler::aws::lines::CloudWatchLines;
+use isp_monitor::handler::aws::notify::{NotifyFuture, OutageNotifier};
+use isp_monitor::outage::OutageReport;
+use lambda_http::RequestExt;
 use serde_json::{Value, json};
 use support::lambda_runtime::{
     FUNCTION_KEY, LambdaProcess, Outcome, RuntimeApi, UrlRequest, http_answer,
 };
 
-/// The CloudWatch units a metric may declare (EMF `MetricDefinition.Unit`, docs/platform.md §10).
+/// The CloudWatch units a metric may declare (EMF `MetricDefinition.Unit`, docs/platform.md §11).
 const UNITS: &[&str] = &[
     "Seconds",
     "Microseconds",
@@ -89,12 +97,9 @@ fn check_emf(line: &Value) -> Result<Vec<String>, String> {
             }
             for key in keys {
                 let key = key.as_str().ok_or("a dimension key is not a string")?;
-                let value = root.get(key).and_then(Value::as_str).ok_or(format!(
+                root.get(key).and_then(Value::as_str).ok_or(format!(
                     "dimension target {key} is not a string on the root"
                 ))?;
-                if value.trim().is_empty() || value.chars().count() > 1024 {
-                    return Err(format!("dimension value {value:?} is empty or too long"));
-                }
             }
         }
         let metrics = directive["Metrics"]
@@ -577,4 +582,285 @@ async fn the_stand_in_can_fail() {
         .map(|l| l["event"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(seen, HashSet::from(["heartbeat".to_owned()]));
+}
+
+const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:ispmon-alerts";
+const AWS_SECRET: &str = "stand-in/secret+KEY=value0123456789";
+
+/// A loopback SNS endpoint recording each request body; answers a Publish success, or 500.
+async fn sns_endpoint(fail: bool) -> (String, Arc<Mutex<Vec<String>>>) {
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&bodies);
+    let app = axum::Router::new().fallback(move |body: String| {
+        let seen = Arc::clone(&seen);
+        async move {
+            seen.lock().unwrap().push(body);
+            if fail {
+                (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "<ErrorResponse><Error><Code>InternalError</Code><Message>down</Message></Error></ErrorResponse>",
+                )
+            } else {
+                (
+                    axum::http::StatusCode::OK,
+                    "<PublishResponse><PublishResult><MessageId>m-1</MessageId></PublishResult></PublishResponse>",
+                )
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, bodies)
+}
+
+fn with_outages(device: &str) -> String {
+    json!({"device": device, "outages": [
+        {"id": "o-1", "start": "2026-11-30T10:00:00Z", "end": "2026-11-30T10:05:30Z", "cause": "isp"},
+        {"id": "o-2", "start": "2026-11-30T11:00:00Z", "end": "2026-11-30T11:01:00Z", "cause": "lan"},
+    ]})
+    .to_string()
+}
+
+/// With `ISP_MONITOR_SNS_TOPIC_ARN` set, the real binary publishes one SNS message per accepted
+/// outage report to the topic (through `ISP_MONITOR_SNS_ENDPOINT`), and none for a heartbeat
+/// without outages or a refused one. When SNS fails, the heartbeat is still `200 ok` and each
+/// outage gets a `notify_failed` line; no credential is printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn outages_are_published_once_each() {
+    for fail in [false, true] {
+        let (endpoint, bodies) = sns_endpoint(fail).await;
+        let api = RuntimeApi::start().await;
+        let function = LambdaProcess::start(
+            &api,
+            &[
+                ("ISP_MONITOR_SNS_TOPIC_ARN", TOPIC),
+                ("ISP_MONITOR_SNS_ENDPOINT", &endpoint),
+                ("AWS_ACCESS_KEY_ID", "AKIDSTANDINTEST1"),
+                ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+                ("AWS_SESSION_TOKEN", "IQoJb3JpZ2luSessionToken=="),
+            ],
+        );
+        assert_eq!(
+            api.request(&UrlRequest::heartbeat(r#"{"device": "den"}"#))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            api.request(&UrlRequest::heartbeat(r#"{"outages": 1}"#))
+                .await
+                .status,
+            400
+        );
+        let answer = api
+            .request(&UrlRequest::heartbeat(&with_outages("den")))
+            .await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, "ok"),
+            "fail={fail}"
+        );
+
+        let published = bodies.lock().unwrap().clone();
+        assert_eq!(published.len(), 2, "fail={fail}: {published:?}");
+        let topic = isp_monitor::notify::sigv4::form_encode(TOPIC);
+        for (body, id) in published.iter().zip(["o-1", "o-2"]) {
+            assert!(body.starts_with("Action=Publish&"), "{body}");
+            assert!(body.contains(&format!("TopicArn={topic}")), "{body}");
+            assert!(body.contains(id), "{body}");
+            assert!(
+                !body.contains(&FUNCTION_KEY[..12]),
+                "the function key went to SNS"
+            );
+        }
+        let expected_lines = if fail { 2 + 3 + 2 } else { 2 + 3 };
+        let lines = function.wait_lines(expected_lines).await;
+        let failed: Vec<_> = lines
+            .iter()
+            .filter(|l| l["event"] == "notify_failed")
+            .collect();
+        if fail {
+            assert_eq!(failed.len(), 2, "{lines:?}");
+            assert_eq!(failed[0]["outage_id"], "o-1");
+            assert_eq!(failed[0]["Device"], "den");
+            assert!(
+                failed[0]["error"].as_str().unwrap().contains("500"),
+                "{}",
+                failed[0]
+            );
+        } else {
+            assert!(failed.is_empty(), "{failed:?}");
+        }
+        for line in function.lines() {
+            assert!(
+                !line.contains(AWS_SECRET) && !line.contains(&AWS_SECRET[..10]),
+                "{line}"
+            );
+        }
+        assert!(!function.stderr().contains(&AWS_SECRET[..10]));
+        assert_key_never_printed(&function, &api);
+    }
+}
+
+/// In process: a notifier that never answers cannot hold the heartbeat past the invocation's
+/// deadline (less a second to answer in); each outage it did not take is a `notify_failed` line.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_notifier_is_cut_off_by_the_deadline() {
+    struct Hangs(AtomicUsize);
+    impl OutageNotifier for Hangs {
+        fn notify<'a>(&'a self, _device: &'a str, _outage: &'a OutageReport) -> NotifyFuture<'a> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Box::pin(std::future::pending())
+        }
+    }
+    let captured = Captured::default();
+    let lines = Arc::new(CloudWatchLines::to(captured.clone()));
+    let key = FunctionKey::from_env(|_| Some(FUNCTION_KEY.to_owned())).unwrap();
+    let notifier = Arc::new(Hangs(AtomicUsize::new(0)));
+    let front_end = LambdaFrontEnd::new(key, lines, Some(notifier.clone()));
+
+    let event = UrlRequest::heartbeat(&with_outages("den"))
+        .event()
+        .to_string();
+    let mut context = lambda_http::Context::default();
+    context.request_id = "req-1".to_owned();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    context.deadline = now + 2_000;
+    let request = lambda_http::request::from_str(&event)
+        .unwrap()
+        .with_lambda_context(context);
+    let started = std::time::Instant::now();
+    let answer = front_end.handle(request).await;
+    let took = started.elapsed();
+    assert_eq!(answer.status(), 200);
+    assert!(took < Duration::from_millis(1_800), "held for {took:?}");
+    assert!(
+        took >= Duration::from_millis(700),
+        "gave up early: {took:?}"
+    );
+    assert_eq!(
+        notifier.0.load(Ordering::Relaxed),
+        2,
+        "each outage was offered"
+    );
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "heartbeat",
+            "outage",
+            "outage",
+            "notify_failed",
+            "notify_failed"
+        ]
+    );
+    assert!(
+        events[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("budget ran out")
+    );
+    assert_eq!(events[3]["request_id"], "req-1");
+}
+
+/// Output captured in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The line shapes docs/telemetry.md shows ("Telemetry on AWS") are the ones the binary prints:
+/// same events, same keys, the same EMF directive.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_lines_are_the_printed_ones() {
+    let doc = std::fs::read_to_string(support::repo_root().join("docs/telemetry.md")).unwrap();
+    let section = doc
+        .split("\n## Telemetry on AWS\n")
+        .nth(1)
+        .expect("docs/telemetry.md has a \"Telemetry on AWS\" section");
+    let section = section.split("\n## ").next().unwrap();
+    let documented: Vec<Value> = section
+        .split("```json\n")
+        .skip(1)
+        .map(|block| serde_json::from_str(block.split("\n```").next().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        documented.len(),
+        3,
+        "heartbeat, outage and refused examples"
+    );
+
+    let (api, function) = start().await;
+    let beat =
+        r#"{"device": "den", "note": "hello", "seq": 7, "rtt_ms": 41, "agent_version": "0.4.0"}"#;
+    assert_eq!(api.request(&UrlRequest::heartbeat(beat)).await.status, 200);
+    let outage = json!({"device": "den", "outages": [{"id": "o-1", "start": "2026-11-30T10:00:00Z",
+        "end": "2026-11-30T10:05:30Z", "cause": "isp", "detail": "dns and targets unreachable"}]});
+    assert_eq!(
+        api.request(&UrlRequest::heartbeat(&outage.to_string()))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        api.request(&UrlRequest::heartbeat(r#"{"device": 42}"#))
+            .await
+            .status,
+        400
+    );
+    let printed = function.wait_lines(4).await;
+    let keys = |v: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    for example in &documented {
+        let event = example["event"].as_str().unwrap();
+        let line = printed
+            .iter()
+            .find(|l| l["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} line printed: {printed:?}"));
+        assert_eq!(keys(example), keys(line), "{event}: documented vs printed");
+        if event == "heartbeat" {
+            assert_eq!(
+                example["_aws"]["CloudWatchMetrics"],
+                line["_aws"]["CloudWatchMetrics"]
+            );
+            assert!(example["_aws"]["Timestamp"].is_u64());
+        }
+        if event != "heartbeat" {
+            let mut same = example.clone();
+            same["request_id"] = line["request_id"].clone();
+            same["client_ip"] = line["client_ip"].clone();
+            if example.get("client_ip").is_none() {
+                same.as_object_mut().unwrap().remove("client_ip");
+            }
+            assert_eq!(
+                &same, line,
+                "{event}: the documented example is what the binary prints"
+            );
+        }
+    }
 }

@@ -1,12 +1,13 @@
 //! The AWS Lambda function (`provided.al2023`, packaged as `bootstrap`): ISP Monitor's heartbeat
 //! receiver behind a Function URL. Lambda starts it with `AWS_LAMBDA_RUNTIME_API` set; it polls
-//! the Runtime API for invocations and answers each through `handler::aws` (docs/platform.md §10).
+//! the Runtime API for invocations and answers each through `handler::aws` (docs/platform.md §11).
 //!
 //! Configuration (environment, interface C): `ISP_MONITOR_FUNCTION_KEY` (required: the URL is
 //! public, so the function checks the key itself), `ISP_MONITOR_SNS_TOPIC_ARN` (optional: outage
-//! emails). Without a usable key the function fails closed: it reports an initialization error to
-//! the Runtime API (`/runtime/init/error`), prints why on stderr, and exits 1 without serving one
-//! request.
+//! emails through `isp_monitor::notify::SnsPublisher`; unset, no emails), and
+//! `ISP_MONITOR_SNS_ENDPOINT` (optional: another SNS endpoint). Without a usable key the function
+//! fails closed: it reports an initialization error to the Runtime API (`/runtime/init/error`),
+//! prints why on stderr, and exits 1 without serving one request.
 //!
 //! Exit codes: 1 when it cannot start (no key, not on Lambda) or the runtime loop fails.
 
@@ -90,7 +91,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Tells Lambda the function cannot start (`POST /runtime/init/error`, docs/platform.md §10),
+/// Tells Lambda the function cannot start (`POST /runtime/init/error`, docs/platform.md §11),
 /// so the invocation fails with `Runtime.InitError` and the reason lands in the function's log.
 async fn report_init_error(message: &str) {
     use lambda_runtime_api_client::body::Body;

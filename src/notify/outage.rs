@@ -3,7 +3,7 @@
 //! outage report, its cause in the words every notification uses (interface B).
 
 use crate::handler::aws::notify::{NotifyFuture, OutageNotifier};
-use crate::outage::{Cause, OutageReport};
+use crate::outage::OutageReport;
 
 use super::sns::{NotifyError, SnsPublisher, outage_email};
 
@@ -28,30 +28,12 @@ impl SnsOutageNotifier {
 impl OutageNotifier for SnsOutageNotifier {
     fn notify<'a>(&'a self, device: &'a str, outage: &'a OutageReport) -> NotifyFuture<'a> {
         Box::pin(async move {
-            let (subject, message) = outage_email(device, outage, cause_words(outage.cause));
+            let (subject, message) = outage_email(device, outage, outage.cause.in_words());
             self.publisher
                 .publish(&subject, &message)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         })
-    }
-}
-
-/// Interface B's words for each cause. `Cause::in_words()` (src/outage.rs, h-report) is the one
-/// owner of these; this table stands in until it is merged, and must then be replaced by it.
-fn cause_words(cause: Cause) -> &'static str {
-    match cause {
-        Cause::Isp => "your internet provider (DNS and internet targets unreachable)",
-        Cause::Dns => {
-            "name resolution (internet targets answered, the endpoint's name did not resolve)"
-        }
-        Cause::Lan => "your local network (the router did not answer)",
-        Cause::Cloud => "the monitoring endpoint (the internet worked, the endpoint did not)",
-        Cause::Config => "the agent's configuration (the endpoint refused its key)",
-        Cause::AgentOffline => {
-            "the agent was not running (nobody observed: not counted against the ISP)"
-        }
-        Cause::Unknown => "undetermined (the probes gave no consistent answer)",
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::outage::OutageReport;
 
 /// The environment variable naming the SNS topic (interface C). Unset: no notifier.
-pub const TOPIC_ARN_VAR: &str = "ISP_MONITOR_SNS_TOPIC_ARN";
+pub use crate::notify::sns::TOPIC_ENV as TOPIC_ARN_VAR;
 
 /// The longest the front end spends notifying one heartbeat's outages, in total: the agent is
 /// waiting for its answer, and the function has a short timeout. What is not notified in time is
