@@ -250,7 +250,7 @@ var alertRules = [
   }
   // One notification per outage an agent reports (the Outage customEvents), carrying device, start,
   // end, duration and the cause in words (and its code) as dimensions: dimensions are what the email
-  // shows (custom properties are not in emails; docs/platform.md §11). Six is Azure's maximum.
+  // shows (custom properties are not in emails; docs/platform.md §15). Six is Azure's maximum.
   {
     name: '${namePrefix}-outage-report-${suffix}'
     deploy: true

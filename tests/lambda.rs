@@ -1,7 +1,7 @@
 //! The AWS Lambda function: the real `lambda` binary polling the Runtime API stand-in
 //! (`support::lambda_runtime`) for Function URL events, as Lambda runs it. Every heartbeat case of
 //! the Azure contract (`contract.rs`) gets the same answer here, and the CloudWatch lines it prints
-//! are parsed and checked against the embedded metric format rules (docs/platform.md §10).
+//! are parsed and checked against the embedded metric format rules (docs/platform.md §12).
 
 mod support;
 
@@ -21,7 +21,7 @@ use support::lambda_runtime::{
     FUNCTION_KEY, LambdaProcess, Outcome, RuntimeApi, UrlRequest, http_answer,
 };
 
-/// The CloudWatch units a metric may declare (EMF `MetricDefinition.Unit`, docs/platform.md §11).
+/// The CloudWatch units a metric may declare (EMF `MetricDefinition.Unit`, docs/platform.md §13).
 const UNITS: &[&str] = &[
     "Seconds",
     "Microseconds",

@@ -1,6 +1,6 @@
 //! The AWS Lambda function (`provided.al2023`, packaged as `bootstrap`): ISP Monitor's heartbeat
 //! receiver behind a Function URL. Lambda starts it with `AWS_LAMBDA_RUNTIME_API` set; it polls
-//! the Runtime API for invocations and answers each through `handler::aws` (docs/platform.md §11).
+//! the Runtime API for invocations and answers each through `handler::aws` (docs/platform.md §13).
 //!
 //! Configuration (environment, interface C): `ISP_MONITOR_FUNCTION_KEY` (required: the URL is
 //! public, so the function checks the key itself), `ISP_MONITOR_SNS_TOPIC_ARN` (optional: outage
@@ -91,7 +91,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Tells Lambda the function cannot start (`POST /runtime/init/error`, docs/platform.md §11),
+/// Tells Lambda the function cannot start (`POST /runtime/init/error`, docs/platform.md §13),
 /// so the invocation fails with `Runtime.InitError` and the reason lands in the function's log.
 async fn report_init_error(message: &str) {
     use lambda_runtime_api_client::body::Body;

@@ -1,4 +1,4 @@
-//! AWS Signature Version 4 for one request (docs/platform.md §10): the canonical request, the
+//! AWS Signature Version 4 for one request (docs/platform.md §12): the canonical request, the
 //! string to sign, the derived signing key and the `Authorization` header.
 //!
 //! Only what a Query API POST needs: a path, no query string, a few headers, a body. Checked

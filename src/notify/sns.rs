@@ -1,5 +1,5 @@
 //! Publishing one message to an SNS topic: the Query API's `Publish` action as a SigV4-signed
-//! form POST (docs/platform.md §10), with the function's own credentials from the environment.
+//! form POST (docs/platform.md §12), with the function's own credentials from the environment.
 //!
 //! Hostile or broken peers: the request has a connect timeout and an overall timeout, the answer
 //! is read up to [`MAX_RESPONSE_BYTES`], redirects are not followed (the request carries a signed
@@ -28,7 +28,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// A PublishResponse is a few hundred bytes, an ErrorResponse under a kilobyte.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024;
 /// SNS limits: a subject under 100 characters of printable ASCII without line breaks, a message
-/// of at most 256 KiB (docs/platform.md §10).
+/// of at most 256 KiB (docs/platform.md §12).
 pub const MAX_SUBJECT_CHARS: usize = 99;
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// Query API version of SNS.

@@ -2,7 +2,7 @@
 
 - YAML short forms (``!Ref``, ``!Sub``, ``!GetAtt`` ...) become their long forms.
 - ``Fn::ForEach`` (AWS::LanguageExtensions) is expanded as the CloudFormation template reference
-  documents it (docs/platform.md §10): for each value of the collection (a list, or a ``Ref`` to a
+  documents it (docs/platform.md §12): for each value of the collection (a list, or a ``Ref`` to a
   CommaDelimitedList parameter), ``${Identifier}`` in the output key and value is replaced by the
   value, ``&{Identifier}`` by the value without its non-alphanumeric characters, and a ``Ref`` to the
   identifier by the value; the loop's own key does not appear in the result.

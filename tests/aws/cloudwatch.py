@@ -1,4 +1,4 @@
-"""CloudWatch, simulated for what our alarms depend on (docs/platform.md §10 has the sources):
+"""CloudWatch, simulated for what our alarms depend on (docs/platform.md §12 has the sources):
 
 - **Embedded metric format**: a log line that is a JSON object with ``_aws.Timestamp`` (epoch ms)
   and ``_aws.CloudWatchMetrics`` (Namespace, Dimensions: lists of root member names, Metrics: Name

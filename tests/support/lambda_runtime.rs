@@ -1,4 +1,4 @@
-//! A stand-in for the AWS Lambda Runtime API (version 2018-06-01, docs/platform.md §11) and for
+//! A stand-in for the AWS Lambda Runtime API (version 2018-06-01, docs/platform.md §13) and for
 //! the Function URL in front of it, faithful to what the `lambda` binary depends on:
 //!
 //! - `GET /2018-06-01/runtime/invocation/next` blocks until an invocation is queued, then answers

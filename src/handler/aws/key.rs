@@ -1,5 +1,5 @@
 //! The function key. A Function URL with auth type `NONE` lets anyone call the function
-//! (docs/platform.md §10), so the function itself checks the key, the same key clients already
+//! (docs/platform.md §12), so the function itself checks the key, the same key clients already
 //! send to Azure: the `x-functions-key` header, else the `code` query parameter (as the Functions
 //! host reads them, docs/platform.md §1).
 

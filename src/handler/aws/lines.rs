@@ -1,9 +1,9 @@
 //! The CloudWatch lines: what the Lambda function prints, one JSON object per line on stdout,
-//! which Lambda sends to the function's CloudWatch Logs group (docs/platform.md §10). Every
+//! which Lambda sends to the function's CloudWatch Logs group (docs/platform.md §12). Every
 //! heartbeat answer is exactly one line (the core writes none of its own on AWS):
 //! - an accepted heartbeat: `event: heartbeat`, which is also a CloudWatch embedded metric format
 //!   (EMF) document, so CloudWatch extracts the metric `ISPMonitor/Heartbeat` with the dimension
-//!   `Device` from it, without any API call (docs/platform.md §10);
+//!   `Device` from it, without any API call (docs/platform.md §12);
 //! - each outage report it carried: `event: outage`, one line per outage;
 //! - a refusal (4xx, wrong path and key refusals included): `event: refused`.
 //!
@@ -28,6 +28,10 @@ use crate::telemetry::RequestRecord;
 pub const NAMESPACE: &str = "ISPMonitor";
 pub const DEVICE_DIMENSION: &str = "Device";
 pub const HEARTBEAT_METRIC: &str = "Heartbeat";
+/// Connection quality: the share of connect attempts lost (interface A, `Quality::loss_pct`).
+pub const LOSS_METRIC: &str = "LossPct";
+/// Connection quality: the 95th percentile connect time, when any attempt connected.
+pub const RTT_P95_METRIC: &str = "RttP95Ms";
 
 /// One metric of a heartbeat's EMF document: a root member named `name` holding `value`, declared
 /// in `CloudWatchMetrics[0].Metrics` with its unit.
@@ -38,15 +42,31 @@ struct Metric {
 }
 
 /// The metrics an accepted heartbeat carries. Always `Heartbeat` (1, Count: one per heartbeat,
-/// so the per-device Sum over a period counts heartbeats). The connection-quality metrics
-/// (`LossPct` in Percent, `RttP95Ms` in Milliseconds; interface C) are added here, from the
-/// heartbeat's quality, once the heartbeat carries it: each is one more `Metric`.
-fn metrics(_heartbeat: &Heartbeat) -> Vec<Metric> {
-    vec![Metric {
+/// so the per-device Sum over a period counts heartbeats). A heartbeat that carries connection
+/// quality adds `LossPct` (Percent) and, when any attempt connected, `RttP95Ms` (Milliseconds):
+/// a heartbeat without quality adds neither, so an agent that does not measure never reads as a
+/// perfect connection.
+fn metrics(heartbeat: &Heartbeat) -> Vec<Metric> {
+    let mut metrics = vec![Metric {
         name: HEARTBEAT_METRIC,
         unit: "Count",
         value: json!(1),
-    }]
+    }];
+    if let Some(quality) = &heartbeat.quality {
+        metrics.push(Metric {
+            name: LOSS_METRIC,
+            unit: "Percent",
+            value: json!(quality.loss_pct()),
+        });
+        if let Some(p95) = quality.rtt_p95_ms {
+            metrics.push(Metric {
+                name: RTT_P95_METRIC,
+                unit: "Milliseconds",
+                value: json!(p95),
+            });
+        }
+    }
+    metrics
 }
 
 /// Writes the lines to stdout (on Lambda) or any writer (in tests).
@@ -200,7 +220,7 @@ fn ip_text(record: &RequestRecord<'_>) -> String {
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
-/// Milliseconds since the Unix epoch: EMF's `Timestamp` (docs/platform.md §10).
+/// Milliseconds since the Unix epoch: EMF's `Timestamp` (docs/platform.md §12).
 fn millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64)

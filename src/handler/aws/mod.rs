@@ -1,5 +1,5 @@
 //! The AWS Lambda front end: a Function URL request, as `lambda_http` delivers it (API Gateway
-//! payload format 2.0, docs/platform.md §11), turned into the core's
+//! payload format 2.0, docs/platform.md §13), turned into the core's
 //! [`HeartbeatRequest`](super::core::HeartbeatRequest), answered by the same
 //! [`Core`](super::core::Core) as on Azure, and recorded as CloudWatch lines ([`lines`]).
 //!
@@ -167,7 +167,7 @@ fn remaining_before(deadline_ms: u64) -> Duration {
 }
 
 /// The client's address: `requestContext.http.sourceIp`, "the source IP address of the immediate
-/// TCP connection" as Lambda saw it (docs/platform.md §11); never a header the client chose.
+/// TCP connection" as Lambda saw it (docs/platform.md §13); never a header the client chose.
 fn source_ip(context: Option<&RequestContext>) -> Option<IpAddr> {
     match context {
         Some(RequestContext::ApiGatewayV2(context)) => context
