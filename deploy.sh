@@ -337,34 +337,6 @@ fetch_key() {
   done
 }
 
-# POSTs one heartbeat with the key (sent as a header read from a file descriptor, so it is on no
-# command line) and expects 200 "ok". Retries while the app warms up.
-send_heartbeat() {
-  local code body device deadline=$((SECONDS + WAIT_SECONDS))
-  device=${HEARTBEAT_DEVICE:-$(hostname 2>/dev/null || uname -n)}
-  info "==> sending a heartbeat as device '$device'"
-  while :; do
-    code=$(jq -cn --arg device "$device" '{device: $device, note: "deploy.sh check"}' |
-      curl -s -o "$WORK/heartbeat.body" -w '%{http_code}' --max-time 15 -X POST \
-        -H 'Content-Type: application/json' -H @<(printf 'x-functions-key: %s\n' "$NEW_KEY") \
-        --data-binary @- "$NEW_URL" || true)
-    body=$(head -c 200 "$WORK/heartbeat.body" 2>/dev/null || true)
-    if [[ $code == 200 && $body == ok* ]]; then
-      info "    answered 200 ok"
-      return 0
-    fi
-    if ((SECONDS >= deadline)); then
-      case $code in
-        401 | 403) die "the heartbeat was refused with $code: the function key was not accepted; run ./deploy.sh again to fetch it anew" ;;
-        404) die "the heartbeat got 404: the Ping function is not loaded; check host.json and Ping/function.json in the package and run ./deploy.sh again" ;;
-        000) die "the heartbeat could not reach $NEW_URL: check your connection and run ./deploy.sh again" ;;
-        *) die "the heartbeat got status $code ('$(tr -s '\r\n' '  ' <<<"$body")') instead of 200 ok: see the app's logs (docs/deploy.md) and run ./deploy.sh again" ;;
-      esac
-    fi
-    sleep "$POLL_SECONDS"
-  done
-}
-
 save_heartbeat_settings() {
   HEARTBEAT_URL=$NEW_URL HEARTBEAT_KEY=$NEW_KEY set_env_values "$ENV_FILE" HEARTBEAT_URL HEARTBEAT_KEY
   info "==> wrote HEARTBEAT_URL and HEARTBEAT_KEY to $ENV_FILE (mode 600)"
