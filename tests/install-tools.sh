@@ -29,6 +29,8 @@ fi
 if [[ -x tests/azcli/install.sh ]]; then
   tests/azcli/install.sh
 fi
+# The real AWS CLI v1 (PyPI awscli) for the replay of every aws command line, in tests/awscli/.venv.
+tests/awscli/install.sh
 
 # The package tests (tests/scripts/package-build.bats) build the handler both ways deploy.sh can
 # (docs/deploy.md, "How the handler is built"): Debian's musl-tools for musl-gcc, the Rust target
