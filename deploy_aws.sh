@@ -163,7 +163,8 @@ aws_reason() {
   local line
   line=$(grep -v '^[[:space:]]*$' "$WORK/aws.err" 2>/dev/null | tail -n1 || true)
   [[ -n $line ]] || line="aws gave no reason"
-  line=$(tr -s '\r\n\t' '   ' <<<"$line")
+  line=$(printf '%s' "$line" | tr -s '\r\n\t' '   ')
+  line=${line%"${line##*[![:space:]]}"}
   printf '%s' "${line:0:300}"
 }
 
@@ -314,7 +315,7 @@ create_change_set() {
 }
 
 wait_for_change_set() {
-  local status reason deadline=$((SECONDS + WAIT_SECONDS))
+  local status reason deadline=$((SECONDS + STACK_SECONDS))
   while :; do
     aws_json cloudformation describe-change-set --change-set-name "$CHANGE_SET" >"$WORK/change-set.json" ||
       aws_die "reading the change set"
@@ -331,7 +332,7 @@ wait_for_change_set() {
         die "CloudFormation refused the change set: $reason: fix it and run ./$SCRIPT_NAME again"
         ;;
     esac
-    ((SECONDS < deadline)) || die "the change set was still $status after ${WAIT_SECONDS}s: run ./$SCRIPT_NAME again later"
+    ((SECONDS < deadline)) || die "the change set was still $status after ${STACK_SECONDS}s: run ./$SCRIPT_NAME again later"
     sleep "$POLL_SECONDS"
   done
 }
@@ -353,7 +354,7 @@ describe_changes() {
 # Waits for the stack to settle after execute-change-set or delete-stack. Succeeds on the given
 # final states; on a rollback it names the first resource that failed and why.
 wait_for_stack() {
-  local want=$1 status deadline=$((SECONDS + WAIT_SECONDS))
+  local want=$1 status deadline=$((SECONDS + STACK_SECONDS))
   while :; do
     status=$(stack_status)
     if [[ " $want " == *" $status "* ]]; then
@@ -363,7 +364,7 @@ wait_for_stack() {
       *ROLLBACK_COMPLETE | *ROLLBACK_FAILED | *_FAILED) die_with_stack_failure "$status" ;;
     esac
     ((SECONDS < deadline)) ||
-      die "stack $AWS_STACK_NAME was still $status after ${WAIT_SECONDS}s: see its events in the CloudFormation console, raise ISP_MONITOR_DEPLOY_TIMEOUT or run ./$SCRIPT_NAME again later"
+      die "stack $AWS_STACK_NAME was still $status after ${STACK_SECONDS}s: see its events in the CloudFormation console, raise ISP_MONITOR_STACK_TIMEOUT or run ./$SCRIPT_NAME again later"
     sleep "$POLL_SECONDS"
   done
 }
@@ -552,9 +553,13 @@ prepare() {
   fi
   load_env "$ENV_FILE"
   apply_defaults
-  WAIT_SECONDS=${ISP_MONITOR_DEPLOY_TIMEOUT:-1200}
+  # Seconds to wait for the heartbeat to be accepted (as deploy.sh), for the stack to settle, and
+  # between tries.
+  WAIT_SECONDS=${ISP_MONITOR_DEPLOY_TIMEOUT:-300}
+  STACK_SECONDS=${ISP_MONITOR_STACK_TIMEOUT:-1800}
   POLL_SECONDS=${ISP_MONITOR_POLL_SECONDS:-5}
   is_positive_int "$WAIT_SECONDS" || die "ISP_MONITOR_DEPLOY_TIMEOUT '$WAIT_SECONDS' is not a whole number of seconds: fix it"
+  is_positive_int "$STACK_SECONDS" || die "ISP_MONITOR_STACK_TIMEOUT '$STACK_SECONDS' is not a whole number of seconds: fix it"
   [[ $POLL_SECONDS =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "ISP_MONITOR_POLL_SECONDS '$POLL_SECONDS' is not a number of seconds: fix it"
 }
 

@@ -13,7 +13,9 @@ load test_helper
 setup() {
   common_setup
   aws_setup
-  export ISP_MONITOR_DEPLOY_TIMEOUT=5 ISP_MONITOR_POLL_SECONDS=0.05
+  # The heartbeat is retried for at most 3 s; the stack's own wait is bounded by the stand-in's
+  # AWS_STUB_STACK_POLLS (a busy machine makes each call slow, so no tight bound there).
+  export ISP_MONITOR_DEPLOY_TIMEOUT=3 ISP_MONITOR_STACK_TIMEOUT=120 ISP_MONITOR_POLL_SECONDS=0.05
   write_env \
     "# my settings" \
     "ALERT_EMAIL=me@example.com" \
@@ -349,7 +351,7 @@ deploy_with_key() {
   [[ $output == *"  Modify	Function	AWS::Lambda::Function"* ]]
   calls create-change-set | tail -n1 | grep -q -- '--change-set-type UPDATE'
   local last
-  last=$(ls "$AWS_STUB_STATE"/parameters-*.json | sort -t- -k2 -n | tail -n1)
+  last=$AWS_STUB_STATE/parameters-$(find "$AWS_STUB_STATE" -name "parameters-*.json" | wc -l | tr -d " ").json
   [ "$(jq -c '[.[] | select(.UsePreviousValue == true) | .ParameterKey]' "$last")" = '["CodeS3Bucket","CodeS3Key"]' ]
   [ "$(calls 'aws cloudformation execute-change-set' | wc -l)" -eq 1 ]
   [ "$(calls 'aws cloudformation delete-stack' | wc -l)" -eq 0 ]
