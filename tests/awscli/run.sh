@@ -30,6 +30,8 @@ main() {
   fi
   "$PY" tests/awscli/replay.py "$AWS_REPLAY_RECORD" || die "the real aws CLI refused command lines (above)"
   # The replay can fail: each of these is a mistake the real CLI refuses before sending anything.
+# (Not among them: an enum value such as --change-set-type MAYBE. botocore does not check enums
+# on the client; the service would refuse it.)
   : >"$TMP_DIR/wrong.record"
   printf '[{"ParameterKey": "A"' >"$TMP_DIR/broken.json"
   local line
@@ -38,7 +40,8 @@ main() {
     set -- $line
     { printf '%s\0' "$#"; printf '%s\0' "$@"; } >>"$TMP_DIR/wrong.record"
   done <<EOT
-cloudformation create-change-set --stack-name s --change-set-name c --change-set-type MAYBE --template-body x --region us-east-1 --output json
+cloudformation create-change-set --stack-name s --change-set-type CREATE --template-body x --region us-east-1 --output json
+cloudformation create-change-set --stack-name s --change-set-name c --parameters ParameterKey=A,Colour=b --template-body x --region us-east-1 --output json
 cloudformation create-change-set --stack-name s --change-set-name c --parameters file://$TMP_DIR/broken.json --template-body x --region us-east-1 --output json
 cloudformation describe-change-set --region us-east-1 --output json
 cloudformation execute-changeset --change-set-name c --region us-east-1 --output json
