@@ -32,7 +32,7 @@ teardown() {
 # The aws scripts, the template (the repository's once aws/template.yaml is there) and the stand-in.
 aws_setup() {
   local var
-  for var in $(compgen -v | grep -E '^(AWS_)' || true); do
+  for var in $(compgen -v | grep -E '^AWS_' | grep -vx AWS_REPLAY_RECORD || true); do
     unset "$var"
   done
   unset HEARTBEAT_DEVICES
