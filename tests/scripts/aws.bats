@@ -390,6 +390,8 @@ deploy_with_key() {
 # --------------------------------------------------------------------------------- the stand-in
 
 @test "aws stand-in: fails like the real CLI on what deploy_aws.sh must get right (so the tests above can fail)" {
+  # These lines are wrong on purpose: not for the replay through the real CLI.
+  unset AWS_REPLAY_RECORD
   mkdir -p "$AWS_STUB_STATE"
   # No --output json, no region, an unknown command: usage errors (252).
   run aws sts get-caller-identity --region us-east-1
