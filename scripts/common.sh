@@ -66,7 +66,7 @@ require_cmd() {
 }
 
 # The names load_env takes from .env; other lines are ignored.
-readonly ENV_NAMES='^(HEARTBEAT_[A-Z_]+|ISP_MONITOR_[A-Z_]+|AZURE_[A-Z_]+|ALERT_[A-Z_]+|NAME_PREFIX|SILENCE_MINUTES|SILENCE_EVALUATION_MINUTES|REMINDER_MINUTES|OUTAGE_REPORT_MINUTES|RETENTION_DAYS|HOSTING_PLAN)$'
+readonly ENV_NAMES='^(HEARTBEAT_[A-Z_]+|ISP_MONITOR_[A-Z_]+|AZURE_[A-Z_]+|ALERT_[A-Z_]+|NAME_PREFIX|SILENCE_MINUTES|SILENCE_EVALUATION_MINUTES|REMINDER_MINUTES|OUTAGE_REPORT_MINUTES|RETENTION_DAYS|AWS_REGION|AWS_STACK_NAME|AWS_PROFILE|AWS_FUNCTION_KEY|AWS_CODE_BUCKET|HOSTING_PLAN)$'
 
 # The HEARTBEAT_* settings the agent knows: the ones .env.example lists (the one list of them).
 known_heartbeat_keys() {
@@ -297,4 +297,38 @@ az_reason() {
 # Whether the last az call failed because the login is missing or expired.
 az_login_failed() {
   grep -qiE "az login|AADSTS|refresh token|expired" "$WORK/az.err" 2>/dev/null
+}
+
+# --------------------------------------------------------------------------- the deployed endpoint
+
+# POSTs one heartbeat to NEW_URL with the key NEW_KEY (sent as a header read from a file
+# descriptor, so it is on no command line) and expects 200 "ok". Retries while the app warms up,
+# up to WAIT_SECONDS, every POLL_SECONDS (the caller sets WORK, NEW_URL, NEW_KEY and those two).
+# deploy.sh and deploy_aws.sh both end with it; the advice per status can be set by the caller
+# (HEARTBEAT_HINT_401, _404, _LOGS); the defaults are deploy.sh's (Azure Functions).
+send_heartbeat() {
+  local code body device deadline=$((SECONDS + WAIT_SECONDS)) logs="the app's logs (docs/deploy.md)"
+  [[ -z ${HEARTBEAT_HINT_LOGS:-} ]] || logs=$HEARTBEAT_HINT_LOGS
+  device=${HEARTBEAT_DEVICE:-$(hostname 2>/dev/null || uname -n)}
+  info "==> sending a heartbeat as device '$device'"
+  while :; do
+    code=$(jq -cn --arg device "$device" --arg script "$SCRIPT_NAME" '{device: $device, note: ($script + " check")}' |
+      curl -s -o "$WORK/heartbeat.body" -w '%{http_code}' --max-time 15 -X POST \
+        -H 'Content-Type: application/json' -H @<(printf 'x-functions-key: %s\n' "$NEW_KEY") \
+        --data-binary @- "$NEW_URL" || true)
+    body=$(head -c 200 "$WORK/heartbeat.body" 2>/dev/null || true)
+    if [[ $code == 200 && $body == ok* ]]; then
+      info "    answered 200 ok"
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      case $code in
+        401 | 403) die "the heartbeat was refused with $code: the function key was not accepted; ${HEARTBEAT_HINT_401:-run ./deploy.sh again to fetch it anew}" ;;
+        404) die "the heartbeat got 404: ${HEARTBEAT_HINT_404:-the Ping function is not loaded; check host.json and Ping/function.json in the package} and run ./$SCRIPT_NAME again" ;;
+        000) die "the heartbeat could not reach $NEW_URL: check your connection and run ./$SCRIPT_NAME again" ;;
+        *) die "the heartbeat got status $code ('$(tr -s '\r\n' '  ' <<<"$body")') instead of 200 ok: see $logs and run ./$SCRIPT_NAME again" ;;
+      esac
+    fi
+    sleep "$POLL_SECONDS"
+  done
 }

@@ -30,6 +30,8 @@ fi
 if [[ -x tests/azcli/install.sh ]]; then
   tests/azcli/install.sh
 fi
+# The real AWS CLI v1 (PyPI awscli) for the replay of every aws command line, in tests/awscli/.venv.
+tests/awscli/install.sh
 
 # cfn-lint, botocore and pytest for the AWS tests (tests/aws/.venv).
 if [[ -x tests/aws/install.sh ]]; then

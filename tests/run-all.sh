@@ -23,12 +23,16 @@ tests/aws/run.sh
 echo "== tests/scripts/run.sh (shellcheck, bats)"
 # The az stand-in records every command line it is given here, for the replay below.
 AZ_REPLAY_RECORD=$(mktemp)
-export AZ_REPLAY_RECORD
-trap 'rm -f "$AZ_REPLAY_RECORD"' EXIT
+AWS_REPLAY_RECORD=$(mktemp)
+export AZ_REPLAY_RECORD AWS_REPLAY_RECORD
+trap 'rm -rf "$AZ_REPLAY_RECORD" "$AWS_REPLAY_RECORD" "$AWS_REPLAY_RECORD.d"' EXIT
 tests/scripts/run.sh
 
 echo "== tests/azcli/run.sh (every az line of the bats suites and the docs, through the real az CLI)"
 tests/azcli/run.sh
+
+echo "== tests/awscli/run.sh (every aws line of the bats suites, through the real aws CLI v1)"
+tests/awscli/run.sh
 
 echo "== tests/docs (every command in the docs)"
 tests/infra/.venv/bin/python -m pytest -p no:cacheprovider -q --rootdir tests/docs tests/docs

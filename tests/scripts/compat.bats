@@ -66,7 +66,7 @@ require_bash32() {
     "$REAL_ROOT/scripts/common.sh" >"$REPO/scripts/common.sh"
   grep -q '^if bash_too_old 3 1; then$' "$REPO/scripts/common.sh"
   local script
-  for script in deploy.sh start_heartbeat.sh stop_heartbeat.sh scripts/report.sh; do
+  for script in deploy.sh deploy_aws.sh deploy_cloud.sh start_heartbeat.sh stop_heartbeat.sh scripts/report.sh; do
     run "$REPO/$script" --help
     [ "$status" -eq 1 ] || fail_test "$script: status $status" || return 1
     [[ $output == "${script#scripts/}: needs bash 3.2 or newer, but this is bash $BASH_VERSION"* ]] ||
@@ -80,7 +80,7 @@ require_bash32() {
 
 @test "usage: every option in each script's --help has a test, so the bash 3.2 pass runs it" {
   local script option missing=""
-  for script in deploy.sh start_heartbeat.sh stop_heartbeat.sh scripts/report.sh; do
+  for script in deploy.sh deploy_aws.sh deploy_cloud.sh start_heartbeat.sh stop_heartbeat.sh scripts/report.sh; do
     for option in $("$REAL_ROOT/$script" --help | grep -oE '^ +--[a-z-]+' | tr -d ' ' | sort -u); do
       grep -qE -- "$option([^a-z-]|\$)" "$BATS_TEST_DIRNAME"/*.bats ||
         missing+=" $script $option;"

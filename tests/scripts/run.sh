@@ -35,7 +35,7 @@ run_shellcheck() {
   local files=() file
   while IFS= read -r file; do files+=("$file"); done < <(find . \( -path ./target -o -path ./.git -o -name node_modules -o -name .venv \) -prune \
     -o -type f -name '*.sh' -print | LC_ALL=C sort)
-  files+=(tests/scripts/*.bats tests/scripts/test_helper.bash tests/scripts/stubs/az tests/scripts/stubs/cargo tests/scripts/stubs/rustc tests/scripts/stubs/cargo-zigbuild tests/scripts/stubs/x86_64-linux-musl-gcc tests/scripts/bsd/userland)
+  files+=(tests/scripts/*.bats tests/scripts/test_helper.bash tests/scripts/stubs/az tests/scripts/stubs/aws tests/scripts/stubs/cargo tests/scripts/stubs/rustc tests/scripts/stubs/cargo-zigbuild tests/scripts/stubs/x86_64-linux-musl-gcc tests/scripts/bsd/userland)
   echo "shellcheck: ${#files[@]} files"
   shellcheck -x "${files[@]}" || die "shellcheck found problems (above): fix them and run again"
 }

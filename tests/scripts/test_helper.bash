@@ -36,8 +36,8 @@ common_setup() {
 
   REPO=$BATS_TEST_TMPDIR/repo
   mkdir -p "$REPO/scripts" "$REPO/Ping"
-  cp "$REAL_ROOT"/{deploy.sh,start_heartbeat.sh,stop_heartbeat.sh,.env.example,main.bicep,host.json,Cargo.toml,Cargo.lock} "$REPO/"
-  cp "$REAL_ROOT/scripts/common.sh" "$REPO/scripts/"
+  cp "$REAL_ROOT"/{deploy.sh,deploy_aws.sh,deploy_cloud.sh,start_heartbeat.sh,stop_heartbeat.sh,.env.example,main.bicep,host.json,Cargo.toml,Cargo.lock} "$REPO/"
+  cp "$REAL_ROOT/scripts/common.sh" "$REAL_ROOT/scripts/build.sh" "$REPO/scripts/"
   cp "$REAL_ROOT/Ping/function.json" "$REPO/Ping/"
 
   STUBS=$BATS_TEST_TMPDIR/bin
