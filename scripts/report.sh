@@ -4,7 +4,7 @@
 #
 # Usage: scripts/report.sh [--since 7d|24h|2026-11-01] [--device NAME] [--json] [--app NAME] [--help]
 #        scripts/report.sh --month YYYY-MM | --from DATE --to DATE [--format table|json|csv|html]
-#                          [--device NAME] [--app NAME]
+#                          [--device NAME] [--app NAME] [--cloud azure|aws] [--log-group NAME]
 #
 #   --since PERIOD  how far back: days (7d) or hours (24h), or a UTC date (2026-11-01) or time
 #                   (2026-11-01T08:00:00Z). Default: 7d.
@@ -22,6 +22,13 @@
 #                   a period, UTC (the end excluded; a date means its midnight)
 #   --format FORMAT table (default), json, csv (RFC 4180) or html (one self-contained page for A4).
 #                   With --since only, the period runs from then to now.
+#   --cloud CLOUD   azure (default) or aws: where the heartbeats are. With aws the evidence report
+#                   comes from the Lambda function's CloudWatch Logs (Logs Insights queries in
+#                   queries/report-aws/; AWS_REGION, AWS_STACK_NAME, AWS_PROFILE from .env; needs the
+#                   aws CLI with credentials). The quick view (no --month/--from/--format) and --json
+#                   are Azure's; --since with --format works on both. Details: docs/aws.md "Reports".
+#   --log-group NAME
+#                   (aws) the log group to query. Default: the LogGroupName output of AWS_STACK_NAME
 # Per device: uptime as far as the ISP is concerned, every outage with its cause and witness (the
 # agent's report, a heartbeat gap in the cloud, or both), the time that was not the ISP's doing,
 # IP changes and a daily latency/loss summary. heartbeat-agent is found as ISP_MONITOR_AGENT_BIN,
@@ -50,6 +57,8 @@ readonly PERIOD_SECTIONS=(report-period-devices report-period-outages report-per
 
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
+# shellcheck source=scripts/report_aws.sh
+source "$ROOT/scripts/report_aws.sh"
 
 usage() {
   sed -n '2,/^set -Eeuo/{/^set -Eeuo/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}" # BSD sed needs the ';' before '}'
@@ -66,16 +75,18 @@ FROM=""
 TO=""
 FORMAT=""
 SINCE_GIVEN=0
+CLOUD=azure
+LOG_GROUP=""
 
 parse_args() {
   while (($#)); do
     case $1 in
-      --since | --device | --app | --month | --from | --to | --format)
+      --since | --device | --app | --month | --from | --to | --format | --cloud | --log-group)
         (($# > 1)) || die "$1 needs a value: run scripts/report.sh --help"
         set_option "$1" "$2"
         shift 2
         ;;
-      --since=* | --device=* | --app=* | --month=* | --from=* | --to=* | --format=*)
+      --since=* | --device=* | --app=* | --month=* | --from=* | --to=* | --format=* | --cloud=* | --log-group=*)
         set_option "${1%%=*}" "${1#*=}"
         shift
         ;;
@@ -88,6 +99,14 @@ parse_args() {
     esac
   done
   check_period_options
+  case $CLOUD in
+    azure) [[ -z $LOG_GROUP ]] || die "--log-group is for --cloud aws; on Azure use --app NAME" ;;
+    aws)
+      ((PERIOD_REPORT)) || die "--cloud aws gives the evidence report: add --month YYYY-MM, --from/--to or --format (the quick view and --json are Azure's)"
+      [[ -z $APP ]] || die "--app names an Application Insights component: with --cloud aws use --log-group NAME"
+      ;;
+    *) die "--cloud '$CLOUD' is not one of azure, aws" ;;
+  esac
 }
 
 set_option() {
@@ -99,6 +118,8 @@ set_option() {
     --from) FROM=$2 ;;
     --to) TO=$2 ;;
     --format) FORMAT=$2 ;;
+    --cloud) CLOUD=$2 ;;
+    --log-group) LOG_GROUP=$2 ;;
   esac
 }
 
@@ -414,6 +435,11 @@ main() {
   parse_args "$@"
   load_env "$ENV_FILE"
   check_settings
+  if [[ $CLOUD == aws ]]; then
+    require_cmd jq
+    aws_period_report
+    return
+  fi
   require_tools
   if ((PERIOD_REPORT)); then
     period_report

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Log events for the aws stand-in's Logs Insights (tests/scripts/stubs/logs_insights.py), printed
+by the real ``lambda`` binary run behind the loopback Runtime API stand-in (tests/aws/lambda_runtime.py).
+
+The scenario is the one the Azure report tests' answers describe (tests/scripts/stubs/app-insights/
+report-period-*.json): den-pc sends every minute from 2026-10-31 to 2026-12-01 at :30, but is
+silent 2026-11-03 09:59:40-12:05:20 (an ISP outage it reports, 10:00-12:05), 2026-11-10
+07:59:50-08:30:40 (LAN, 08:00-08:30), 2026-11-15 01:00:00-01:10:00 (nothing reported) and
+2026-11-20 00:00:10-09:00:30 (the agent off, 00:00-09:00); its address changes from 203.0.113.7 to
+203.0.113.99 at 2026-11-03 12:05:20. Each kind of heartbeat (address, the outages it carries) is sent
+to the binary for real; the line it printed is checked and placed at each scripted time (the
+binary stamps lines with the real clock, as tests/aws/test_alarms.py does).
+
+Usage: aws_log_events.py LAMBDA_BINARY OUT_FILE   (one {"timestamp": ms, "message": line} a line)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "aws"))
+from lambda_runtime import RuntimeApi, url_event  # noqa: E402
+
+KEY = "k3y-for-the-report-scenario-0123456789abcdef"
+OUTAGES = {
+    "a1": ("2026-11-03T10:00:00Z", "2026-11-03T12:05:00Z", "isp", "0/3 internet targets reached, gateway reached"),
+    "b2": ("2026-11-10T08:00:00Z", "2026-11-10T08:30:00Z", "lan", '0/3 internet targets reached, gateway unreachable, "router" down'),
+    "c3": ("2026-11-20T00:00:00Z", "2026-11-20T09:00:00Z", "agent_offline", "the agent was not running"),
+}
+GAPS = [  # (last heartbeat before, first after, the outage that heartbeat reports)
+    ("2026-11-03T09:59:40Z", "2026-11-03T12:05:20Z", "a1"),
+    ("2026-11-10T07:59:50Z", "2026-11-10T08:30:40Z", "b2"),
+    ("2026-11-15T01:00:00Z", "2026-11-15T01:10:00Z", None),
+    ("2026-11-20T00:00:10Z", "2026-11-20T09:00:30Z", "c3"),
+]
+CHANGE = "2026-11-03T12:05:20Z"
+
+
+def t(iso: str) -> float:
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def schedule() -> list[tuple[float, str | None]]:
+    start = datetime(2026, 10, 31, 0, 0, 30, tzinfo=timezone.utc).timestamp()
+    end = datetime(2026, 12, 1, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+    beats: dict[float, str | None] = {}
+    at = start
+    while at < end:
+        if not any(t(a) < at < t(b) for a, b, _ in GAPS):
+            beats[at] = None
+        at += 60
+    for a, b, report in GAPS:
+        beats[t(a)] = None
+        beats[t(b)] = report
+    beats[start + 0.2] = beats.pop(start)  # the first heartbeat as in the Azure answer (.2 s)
+    return sorted(beats.items())
+
+
+def main(binary: str, out: str) -> int:
+    kinds: dict[tuple[str, str | None], list[str]] = {}
+    with RuntimeApi(Path(binary), {"ISP_MONITOR_FUNCTION_KEY": KEY}) as api:
+        for ip in ("203.0.113.7", "203.0.113.99"):
+            for report in (None, *OUTAGES):
+                body: dict = {"device": "den-pc", "seq": 1, "agent_version": "0.4.0"}
+                if report:
+                    s, e, cause, detail = OUTAGES[report]
+                    body["outages"] = [{"id": report, "start": s, "end": e, "cause": cause, "detail": detail}]
+                before = len(api.lines_now(settle=0.05))
+                answer = api.invoke(url_event(json.dumps(body), key=KEY, source_ip=ip))
+                assert answer.get("statusCode") == 200, answer
+                lines = [json.loads(x) for x in api.lines_now(settle=0.05)[before:] if x.startswith("{")]
+                assert [x["event"] for x in lines] == ["heartbeat"] + (["outage"] if report else []), lines
+                assert lines[0]["client_ip"] == ip and lines[0]["Device"] == "den-pc"
+                kinds[(ip, report)] = lines
+    with open(out, "w", encoding="utf-8") as f:
+        for at, report in schedule():
+            ip = "203.0.113.99" if at >= t(CHANGE) else "203.0.113.7"
+            for doc in kinds[(ip, report)]:
+                doc = dict(doc)
+                if "_aws" in doc:
+                    doc["_aws"] = dict(doc["_aws"], Timestamp=int(at * 1000))
+                f.write(json.dumps({"timestamp": int(at * 1000), "message": json.dumps(doc, separators=(",", ":"))}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""A tiny CloudWatch Logs Insights interpreter for the aws stand-in (tests/scripts/stubs/aws).
+
+It runs the subset of the query language scripts/report.sh uses (docs/platform.md §16) over log
+events recorded from the real ``lambda`` binary, so the report's numbers come from executing the
+queries, not from canned answers:
+
+  commands  ``fields a, b``  ``filter COND``  ``stats AGG [as n], ... by KEY [as n], ...``
+            ``sort F asc|desc``  ``limit N``, separated by ``|``; ``#`` starts a comment
+  COND      ``f = "text"``, ``f != "text"``, ``f = 12``, ``ispresent(f)``, joined by ``and``
+  AGG       ``count(*)``, ``count(f)`` (events where f exists), ``sum(f)``, ``min(f)``, ``max(f)``
+  KEY       a field, or ``bin(N m|h|d)`` (of @timestamp)
+
+Anything else is a MalformedQueryException, as the service refuses a query it cannot parse.
+JSON messages have their top-level keys discovered as fields; @timestamp and bin() come back as
+``YYYY-MM-DD HH:MM:SS.mmm`` (UTC) and every value as a string, as GetQueryResults returns them.
+
+Usage: logs_insights.py check QUERY_FILE            exit 2 with the reason when malformed
+       logs_insights.py run QUERY_FILE EVENTS START END LIMIT   the GetQueryResults "results"
+EVENTS holds one JSON object per line: {"timestamp": <ms>, "message": "<the line>"}.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+
+UNITS = {"m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+
+
+class Malformed(Exception):
+    pass
+
+
+def split_commands(text: str) -> list[str]:
+    lines = [line for line in text.splitlines() if not line.strip().startswith("#")]
+    out, cur, quote = [], "", None
+    for ch in "\n".join(lines):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "|":
+            out.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    out.append(cur.strip())
+    if any(not c for c in out):
+        raise Malformed("an empty command between two '|'")
+    return out
+
+
+FIELD = r"@?[A-Za-z_][A-Za-z0-9_.]*"
+COND = re.compile(rf"^(?:ispresent\(({FIELD})\)|({FIELD})\s*(=|!=)\s*(\"[^\"]*\"|-?[0-9]+(?:\.[0-9]+)?))$")
+AGG = re.compile(rf"^(count|sum|min|max)\((\*|{FIELD})\)(?:\s+as\s+({FIELD}))?$")
+KEY = re.compile(rf"^(?:bin\(([0-9]+)\s*([a-z]+)\)|({FIELD}))(?:\s+as\s+({FIELD}))?$")
+
+
+def parse(text: str) -> list[tuple]:
+    plan = []
+    for command in split_commands(text):
+        word, _, rest = command.partition(" ")
+        rest = " ".join(rest.split())
+        if word == "fields":
+            names = [f.strip() for f in rest.split(",")]
+            if not all(re.fullmatch(FIELD, n) for n in names):
+                raise Malformed(f"fields: {rest}")
+            plan.append(("fields", names))
+        elif word == "filter":
+            conds = []
+            for part in rest.split(" and "):
+                m = COND.match(part.strip())
+                if not m:
+                    raise Malformed(f"filter: {part}")
+                if m.group(1):
+                    conds.append(("present", m.group(1), None))
+                else:
+                    value = m.group(4)
+                    value = value[1:-1] if value.startswith('"') else float(value)
+                    conds.append((m.group(3), m.group(2), value))
+            plan.append(("filter", conds))
+        elif word == "stats":
+            aggs_text, sep, keys_text = rest.partition(" by ")
+            aggs, keys = [], []
+            for part in aggs_text.split(","):
+                m = AGG.match(part.strip())
+                if not m or (m.group(2) == "*" and m.group(1) != "count"):
+                    raise Malformed(f"stats: {part}")
+                aggs.append((m.group(1), m.group(2), m.group(3) or f"{m.group(1)}({m.group(2)})"))
+            for part in keys_text.split(",") if sep else []:
+                m = KEY.match(part.strip())
+                if not m or (m.group(2) and m.group(2) not in UNITS):
+                    raise Malformed(f"stats by: {part}")
+                if m.group(1):
+                    width = int(m.group(1)) * UNITS[m.group(2)]
+                    keys.append(("bin", width, m.group(4) or f"bin({m.group(1)}{m.group(2)})"))
+                else:
+                    keys.append(("field", m.group(3), m.group(4) or m.group(3)))
+            plan.append(("stats", aggs, keys))
+        elif word == "sort":
+            m = re.fullmatch(rf"({FIELD})(?:\s+(asc|desc))?", rest)
+            if not m:
+                raise Malformed(f"sort: {rest}")
+            plan.append(("sort", m.group(1), m.group(2) == "desc"))
+        elif word == "limit":
+            if not re.fullmatch(r"[0-9]+", rest) or not 0 < int(rest) <= 10000:
+                raise Malformed(f"limit: {rest}")
+            plan.append(("limit", int(rest)))
+        else:
+            raise Malformed(f"unknown command '{word}'")
+    return plan
+
+
+def stamp(ms: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms // 1000)) + f".{int(ms % 1000):03d}"
+
+
+def number(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def matches(row: dict, conds) -> bool:
+    for op, name, value in conds:
+        have = row.get(name)
+        if op == "present":
+            ok = have is not None
+        elif isinstance(value, float):
+            ok = number(have) == value
+        else:
+            ok = have is not None and str(have) == value
+        if (op == "!=") == ok:
+            return False
+    return True
+
+
+def run(plan, events, start_ms, end_ms, limit) -> list[dict]:
+    rows = []
+    for event in events:
+        if not start_ms <= event["timestamp"] <= end_ms:
+            continue
+        row = {"@timestamp": event["timestamp"], "@message": event["message"]}
+        try:
+            doc = json.loads(event["message"])
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            row.update({k: v for k, v in doc.items() if not k.startswith("@")})
+        rows.append(row)
+    times = {"@timestamp"}
+    for step in plan:
+        if step[0] == "fields":
+            rows = [{k: r[k] for k in step[1] if k in r} for r in rows]
+        elif step[0] == "filter":
+            rows = [r for r in rows if matches(r, step[1])]
+        elif step[0] == "stats":
+            _, aggs, keys = step
+            groups: dict = {}
+            for r in rows:
+                key = []
+                for kind, what, _name in keys:
+                    key.append(r["@timestamp"] // (what * 1000) * what * 1000 if kind == "bin" else r.get(what))
+                groups.setdefault(tuple(key), []).append(r)
+            out = []
+            for key, members in groups.items():
+                o = {}
+                for (kind, _what, name), value in zip(keys, key):
+                    if value is not None:
+                        o[name] = value
+                    if kind == "bin":
+                        times.add(name)
+                for fn, field, name in aggs:
+                    vals = [m[field] for m in members if field != "*" and m.get(field) is not None]
+                    if fn == "count":
+                        o[name] = len(members) if field == "*" else len(vals)
+                    elif vals:
+                        nums = [number(v) for v in vals] if field not in times else vals
+                        nums = [n for n in nums if n is not None]
+                        if nums:
+                            o[name] = {"sum": sum, "min": min, "max": max}[fn](nums)
+                            if field in times:
+                                times.add(name)
+                out.append(o)
+            rows = out
+        elif step[0] == "sort":
+            _, name, desc = step
+            rows.sort(key=lambda r: (r.get(name) is None, number(r.get(name)) if number(r.get(name)) is not None else str(r.get(name))), reverse=desc)
+        elif step[0] == "limit":
+            rows = rows[: step[1]]
+    rows = rows[:limit]
+
+    def text(name, v):
+        if name in times:
+            return stamp(v)
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return v if isinstance(v, str) else json.dumps(v)
+
+    return [[{"field": k, "value": text(k, v)} for k, v in r.items() if k != "@message"] for r in rows]
+
+
+def main(argv: list[str]) -> int:
+    try:
+        plan = parse(open(argv[2], encoding="utf-8").read())
+    except Malformed as err:
+        print(err, file=sys.stderr)
+        return 2
+    if argv[1] == "check":
+        return 0
+    with open(argv[3], encoding="utf-8") as f:
+        events = [json.loads(line) for line in f if line.strip()]
+    results = run(plan, events, int(argv[4]) * 1000, int(argv[5]) * 1000 + 999, int(argv[6]))
+    json.dump(results, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
