@@ -33,7 +33,7 @@ setup() {
   ln -sf "$STAND_INS/aws" "$STUBS/aws"
   export AWS_STUB_STATE=$BATS_TEST_TMPDIR/aws-state AWS_STUB_STACK_STATUS=CREATE_COMPLETE
   export AWS_STUB_LOG_EVENTS=$AWS_REPORT_EVENTS AWS_STUB_INSIGHTS=$STAND_INS/logs_insights.py
-  export ISP_MONITOR_AGENT_BIN=$REAL_AGENT ISP_MONITOR_QUERY_POLL_SECONDS=0
+  export ISP_MONITOR_AGENT_BIN=$REAL_AGENT ISP_MONITOR_QUERY_POLL_SECONDS=0 AWS_STUB_QUERY_POLLS=0
   write_env "AWS_REGION=eu-west-1" "AWS_STACK_NAME=isp-monitor"
 }
 
@@ -60,6 +60,7 @@ SAME_AS_AZURE='
   and .devices[0].ip_changes == [{at: "2026-11-03T12:05:20Z", from: "203.0.113.7", to: "203.0.113.99"}]'
 
 @test "--cloud aws --month --format json: the Azure report's numbers, from the Lambda's own lines" {
+  export AWS_STUB_QUERY_POLLS=1
   run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format json
   [ "$status" -eq 0 ]
   jq -e "$SAME_AS_AZURE" <<<"$output"
@@ -72,39 +73,42 @@ SAME_AS_AZURE='
   grep -qxF '| stats count(*) as heartbeats, min(@timestamp) as first, max(@timestamp) as last by Device, client_ip, bin(5m) as slot' "$STUB_LOG"
 }
 
-@test "--cloud=aws --format table|csv|html and --from/--to: the same report in each format" {
-  run "$REPO/scripts/report.sh" --cloud=aws --from 2026-11-01 --to 2026-12-01 --format table
+@test "--cloud=aws --from/--to --format table|csv|html: the same report in each format" {
+  # The day of the ISP outage: 7500 s of 86400 down, 91.32% up.
+  run "$REPO/scripts/report.sh" --cloud=aws --from 2026-11-03 --to 2026-11-04 --format table
   [ "$status" -eq 0 ]
-  [[ $output == *"den-pc"* && $output == *"99.71"* ]]
+  [[ $output == *"den-pc"* && $output == *"91.32"* ]]
   [[ $output == *"not available yet"* ]] # the quality note
-  run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format csv
+  run "$REPO/scripts/report.sh" --cloud aws --from 2026-11-03 --to 2026-11-04 --format csv
   [ "$status" -eq 0 ]
+  grep -q '^summary,den-pc,2026-11-03T00:00:00Z,2026-11-04T00:00:00Z,86400,,,,,91.32,7500,1,' <<<"$output"
   grep -q '^outage,den-pc,2026-11-03T10:00:00Z,2026-11-03T12:05:00Z,7500,isp,' <<<"$output"
-  run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format=html
+  run "$REPO/scripts/report.sh" --cloud aws --from=2026-11-03 --to=2026-11-04 --format=html
   [ "$status" -eq 0 ]
-  [[ $output == "<!DOCTYPE html>"* && $output == *"99.71"* ]]
+  [[ $output == *"<html"* && $output == *"91.32"* ]]
 }
 
 @test "--cloud aws: a full result (ISP_MONITOR_INSIGHTS_LIMIT) splits the period and gives the same numbers; a full hour is refused" {
-  export ISP_MONITOR_INSIGHTS_LIMIT=4000
+  export ISP_MONITOR_INSIGHTS_LIMIT=5000
   run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format json
   [ "$status" -eq 0 ]
   jq -e "$SAME_AS_AZURE" <<<"$output"
-  [ "$(grep -c '^aws logs start-query' "$STUB_LOG")" -gt 5 ]
+  [ "$(grep -c '^aws logs start-query' "$STUB_LOG")" -eq 5 ] # the slots query: the month, then its halves
+  # One device is one row of the devices query: a limit of 1 is full even for an hour.
   export ISP_MONITOR_INSIGHTS_LIMIT=1
-  run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format json
+  run "$REPO/scripts/report.sh" --cloud aws --from 2026-11-04T10:00Z --to 2026-11-04T12:00Z --format json
   assert_reason "returned its limit of 1 rows even for one hour"
 }
 
 @test "--cloud aws --device and --log-group reach the query and the call; SILENCE_MINUTES sets the slot" {
   export SILENCE_MINUTES=10
-  run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format json --device 'den-pc' --log-group /aws/lambda/ispmon-heartbeat
+  run "$REPO/scripts/report.sh" --cloud aws --from 2026-11-03 --to 2026-11-04 --format json --device 'den-pc' --log-group /aws/lambda/ispmon-heartbeat
   [ "$status" -eq 0 ]
   jq -e '.devices[0].device == "den-pc" and .silence_minutes == 10' <<<"$output"
   refute grep -q 'cloudformation' "$STUB_LOG"
   grep -qxF '| filter Device = "den-pc"' "$STUB_LOG"
   grep -qF 'bin(10m) as slot' "$STUB_LOG"
-  run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format json --device attic
+  run "$REPO/scripts/report.sh" --cloud aws --from 2026-11-03 --to 2026-11-04 --format json --device attic
   [ "$status" -eq 0 ]
   jq -e '.devices == []' <<<"$output"
   run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --log-group /aws/lambda/other
@@ -112,12 +116,16 @@ SAME_AS_AZURE='
 }
 
 @test "--cloud aws: the stand-in can fail: a wrong field name gives a wrong report, a malformed query is refused" {
+  # The ISP outage of 2026-11-03 is seen by both witnesses; without the gaps only by the agent.
+  local both='.devices[0].outages | map([.cause, .witness]) == [["isp", "both"]]'
+  run "$REPO/scripts/report.sh" --cloud aws --from 2026-11-03 --to 2026-11-04 --format json
+  jq -e "$both" <<<"$output"
   sed -i.bak 's/by Device, client_ip/by Devcie, client_ip/' "$REPO/queries/report-aws/heartbeats.logsinsights"
-  run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format json
+  run "$REPO/scripts/report.sh" --cloud aws --from 2026-11-03 --to 2026-11-04 --format json
   [ "$status" -eq 0 ]
-  refute jq -e "$SAME_AS_AZURE" <<<"$output"
+  refute jq -e "$both" <<<"$output"
   cp "$REPO/queries/report-aws/heartbeats.logsinsights.bak" "$REPO/queries/report-aws/heartbeats.logsinsights"
-  sed -i.bak 's/^| limit 10000$/| limt 10000/' "$REPO/queries/report-aws/outages.logsinsights"
+  sed -i.bak 's/^| limit 10000$/| limt 10000/' "$REPO/queries/report-aws/devices.logsinsights"
   run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format json
   assert_reason "MalformedQueryException"
 }

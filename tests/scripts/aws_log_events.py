@@ -3,7 +3,8 @@
 by the real ``lambda`` binary run behind the loopback Runtime API stand-in (tests/aws/lambda_runtime.py).
 
 The scenario is the one the Azure report tests' answers describe (tests/scripts/stubs/app-insights/
-report-period-*.json): den-pc sends every minute from 2026-10-31 to 2026-12-01 at :30, but is
+report-period-*.json): den-pc sends every four minutes from 2026-10-31 to 2026-12-01 at :30 (a quarter of the lines of the
+Azure scenario's every minute, the same gaps), but is
 silent 2026-11-03 09:59:40-12:05:20 (an ISP outage it reports, 10:00-12:05), 2026-11-10
 07:59:50-08:30:40 (LAN, 08:00-08:30), 2026-11-15 01:00:00-01:10:00 (nothing reported) and
 2026-11-20 00:00:10-09:00:30 (the agent off, 00:00-09:00); its address changes from 203.0.113.7 to
@@ -51,7 +52,7 @@ def schedule() -> list[tuple[float, str | None]]:
     while at < end:
         if not any(t(a) < at < t(b) for a, b, _ in GAPS):
             beats[at] = None
-        at += 60
+        at += 240
     for a, b, report in GAPS:
         beats[t(a)] = None
         beats[t(b)] = report

@@ -141,9 +141,9 @@ def matches(row: dict, conds) -> bool:
     return True
 
 
-def discovered(path: str) -> list[dict]:
-    """The events with their JSON fields discovered; kept beside the file (marshal) so the many
-    queries of a test run parse it once."""
+def discovered(path: str) -> dict[str, list]:
+    """The events' discovered fields as columns (None where an event has none); kept beside the
+    file (marshal) so the many queries of a test run parse it once."""
     cache = path + ".marshal"
     try:
         if os.path.getmtime(cache) >= os.path.getmtime(path):
@@ -151,7 +151,7 @@ def discovered(path: str) -> list[dict]:
                 return marshal.load(f)
     except (OSError, ValueError, EOFError):
         pass
-    rows = []
+    docs = []
     with open(path, encoding="utf-8") as f:
         for line in f:
             if not line.strip():
@@ -164,16 +164,44 @@ def discovered(path: str) -> list[dict]:
                 doc = None
             if isinstance(doc, dict):
                 row.update({k: v for k, v in doc.items() if not k.startswith("@") and not isinstance(v, (dict, list))})
-            rows.append(row)
+            docs.append(row)
+    names = sorted({k for d in docs for k in d})
+    # Repeated values interned: marshal then writes each once (small cache, fast load).
+    columns = {k: [sys.intern(v) if isinstance(v, str) else v for v in (d.get(k) for d in docs)] for k in names}
     tmp = f"{cache}.{os.getpid()}"
     with open(tmp, "wb") as f:
-        marshal.dump(rows, f)
+        marshal.dump(columns, f)
     os.replace(tmp, cache)
-    return rows
+    return columns
+
+
+def referenced(plan) -> set[str] | None:
+    """The fields a query reads (None: it shows every field, so all are needed)."""
+    names = {"@timestamp"}
+    shaped = False
+    for step in plan:
+        if step[0] == "fields":
+            names.update(step[1])
+            shaped = True
+        elif step[0] == "filter":
+            names.update(name for _op, name, _v in step[1])
+        elif step[0] == "stats":
+            names.update(field for _fn, field, _n in step[1])
+            names.update(what for kind, what, _n in step[2] if kind == "field")
+            shaped = True
+        elif step[0] == "sort":
+            names.add(step[1])
+    return names if shaped else None
 
 
 def run(plan, events, start_ms, end_ms, limit) -> list[dict]:
-    rows = [dict(e) for e in events if start_ms <= e["@timestamp"] <= end_ms]
+    wanted = referenced(plan)
+    names = [k for k in events if wanted is None or k in wanted]
+    stamps = events["@timestamp"]
+    rows = []
+    for i, at in enumerate(stamps):
+        if start_ms <= at <= end_ms:
+            rows.append({k: events[k][i] for k in names if events[k][i] is not None})
     times = {"@timestamp"}
     for step in plan:
         if step[0] == "fields":
