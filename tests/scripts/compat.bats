@@ -18,7 +18,7 @@ BSD=$REAL_ROOT/tests/scripts/bsd
 
 setup() {
   common_setup
-  cp "$REAL_ROOT/scripts/report.sh" "$REPO/scripts/"
+  cp "$REAL_ROOT/scripts/report.sh" "$REAL_ROOT/scripts/report_aws.sh" "$REPO/scripts/"
 }
 
 teardown() {

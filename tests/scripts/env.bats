@@ -11,7 +11,7 @@ load test_helper
 
 setup() {
   common_setup
-  cp -R "$REAL_ROOT/scripts/report.sh" "$REPO/scripts/"
+  cp -R "$REAL_ROOT/scripts/report.sh" "$REAL_ROOT/scripts/report_aws.sh" "$REPO/scripts/"
 }
 
 teardown() {

@@ -16,7 +16,7 @@ readonly HOOK=https://hooks.example.com/secret-token
 setup() {
   common_setup
   mkdir -p "$REPO/queries/report"
-  cp "$REAL_ROOT/scripts/report.sh" "$REPO/scripts/"
+  cp "$REAL_ROOT/scripts/report.sh" "$REAL_ROOT/scripts/report_aws.sh" "$REPO/scripts/"
   cp "$REAL_ROOT"/queries/report/*.kql "$REPO/queries/report/"
   export AZ_STUB_GROUP_EXISTS=1
   write_env "AZURE_RESOURCE_GROUP=home-rg" "HEARTBEAT_KEY=$KEY" "ALERT_WEBHOOK_URL=$HOOK" "ALERT_EMAIL=me@example.com"
