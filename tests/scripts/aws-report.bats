@@ -161,3 +161,10 @@ SAME_AS_AZURE='
   assert_reason "--log-group is for --cloud aws"
   [ ! -s "$STUB_LOG" ]
 }
+
+@test "--cloud aws --since DATE --format json: the period runs from then to now" {
+  run "$REPO/scripts/report.sh" --cloud aws --since 2026-11-30 --format json
+  [ "$status" -eq 0 ]
+  jq -e '.source == "aws" and .from == "2026-11-30T00:00:00Z" and (.devices | map(.device)) == ["den-pc"]' <<<"$output"
+  grep -q -- '--start-time 1795910400 ' "$STUB_LOG" # a day before the start
+}
