@@ -17,6 +17,10 @@ JSON messages have their top-level keys discovered as fields; @timestamp and bin
 
 Usage: logs_insights.py check QUERY_FILE            exit 2 with the reason when malformed
        logs_insights.py run QUERY_FILE EVENTS START END LIMIT   the GetQueryResults "results"
+       logs_insights.py respond STATE_FILE EVENTS STATUS
+           the whole GetQueryResults answer for the query kept in STATE_FILE (start, end, limit,
+           polls; its text beside it, .query): Running while polls are left (each call uses one)
+           or STATUS is Running, STATUS when it is not Complete, else the results
 EVENTS holds one JSON object per line: {"timestamp": <ms>, "message": "<the line>"}.
 """
 
@@ -254,7 +258,27 @@ def run(plan, events, start_ms, end_ms, limit) -> list[dict]:
     return [[{"field": k, "value": text(k, v)} for k, v in r.items()] for r in rows]
 
 
+def respond(state_file: str, events_file: str, status: str) -> int:
+    with open(state_file, encoding="utf-8") as f:
+        state = json.load(f)
+    results: list = []
+    if state["polls"] > 0 or status == "Running":
+        state["polls"] -= 1
+        with open(state_file, "w", encoding="utf-8") as f:
+            json.dump(state, f)
+        status = "Running"
+    elif status == "Complete":
+        with open(state_file[: -len(".json")] + ".query", encoding="utf-8") as f:
+            plan = parse(f.read())
+        results = run(plan, discovered(events_file), int(state["start"]) * 1000, int(state["end"]) * 1000 + 999, int(state["limit"]))
+    n = float(len(results))
+    sys.stdout.write(json.dumps({"results": results, "statistics": {"recordsMatched": n, "recordsScanned": n, "bytesScanned": 0.0}, "status": status}))
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[1] == "respond":
+        return respond(argv[2], argv[3], argv[4])
     try:
         plan = parse(open(argv[2], encoding="utf-8").read())
     except Malformed as err:
