@@ -35,7 +35,7 @@ readonly LAMBDA_PACKAGE=$TARGET_DIR/lambda.zip
 readonly TEMPLATE=aws/template.yaml
 readonly AWS_INSTALL_URL=https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html
 # Both are needed: the template makes an IAM role without a name (CAPABILITY_IAM) and uses the
-# AWS::LanguageExtensions transform, a macro (CAPABILITY_AUTO_EXPAND; docs/platform.md §12).
+# AWS::LanguageExtensions transform, a macro (CAPABILITY_AUTO_EXPAND; docs/platform.md §16).
 readonly CAPABILITIES=(CAPABILITY_IAM CAPABILITY_AUTO_EXPAND)
 # For scripts/build.sh's refusals.
 readonly BUILD_DOC=docs/aws.md
@@ -46,7 +46,7 @@ source "$ROOT/scripts/common.sh"
 # shellcheck source=scripts/build.sh
 source "$ROOT/scripts/build.sh"
 
-# The aws CLI v2 pipes long output through a pager and waits for a key; v1 has none (docs/platform.md §12).
+# The aws CLI v2 pipes long output through a pager and waits for a key; v1 has none (docs/platform.md §16).
 export AWS_PAGER=""
 
 usage() {
@@ -214,7 +214,7 @@ stack_output() {
 }
 
 # The bucket for the code: AWS_CODE_BUCKET, else one per prefix, account and region (bucket names
-# are global; Lambda reads code only from a bucket in its own region, docs/platform.md §12).
+# are global; Lambda reads code only from a bucket in its own region, docs/platform.md §16).
 code_bucket() {
   if [[ -n ${AWS_CODE_BUCKET:-} ]]; then
     printf '%s' "$AWS_CODE_BUCKET"
@@ -235,7 +235,7 @@ ensure_bucket() {
   fi
   grep -qE '\((404|NoSuchBucket|NotFound)\)' "$WORK/aws.err" 2>/dev/null || aws_die "checking bucket $BUCKET"
   info "==> creating the code bucket s3://$BUCKET in $AWS_REGION"
-  # us-east-1 takes no LocationConstraint; every other region needs it (docs/platform.md §12).
+  # us-east-1 takes no LocationConstraint; every other region needs it (docs/platform.md §16).
   [[ $AWS_REGION == us-east-1 ]] || config=(--create-bucket-configuration "LocationConstraint=$AWS_REGION")
   aws_json s3api create-bucket --bucket "$BUCKET" ${config[@]+"${config[@]}"} >/dev/null ||
     aws_die "creating bucket $BUCKET"
@@ -385,7 +385,7 @@ die_with_stack_failure() {
 }
 
 # Creates or updates the stack. A stack left in ROLLBACK_COMPLETE by a failed first deploy can
-# only be deleted (docs/platform.md §12), so it is deleted first.
+# only be deleted (docs/platform.md §16), so it is deleted first.
 deploy_stack() {
   local status type params rc=0
   status=$(stack_status)
@@ -490,7 +490,7 @@ save_settings() {
 }
 
 # The email subscription stays PendingConfirmation until its link is followed; SNS's
-# confirmation tokens last two days (docs/platform.md §12). Said in a box while it is pending.
+# confirmation tokens last two days (docs/platform.md §16). Said in a box while it is pending.
 confirmation_notice() {
   local pending=1
   if [[ -n ${TOPIC_ARN:-} ]] &&

@@ -195,6 +195,47 @@ async fn a_heartbeat_is_one_emf_line() {
     assert_key_never_printed(&function, &api);
 }
 
+/// A heartbeat carrying connection quality (interface A) adds the EMF metrics `LossPct` and, when
+/// any attempt connected, `RttP95Ms`; an all-lost interval has loss 100 and no latency metric.
+#[tokio::test(flavor = "multi_thread")]
+async fn quality_becomes_two_more_metrics() {
+    let (api, function) = start().await;
+    let measured = r#"{"device": "den", "quality": {"probes": 8, "lost": 2, "rtt_p50_ms": 12.5, "rtt_p95_ms": 40.25, "dns_ms": 3}}"#;
+    let all_lost = r#"{"device": "den", "quality": {"probes": 4, "lost": 4, "rtt_p50_ms": null, "rtt_p95_ms": null, "dns_ms": null}}"#;
+    for body in [measured, all_lost] {
+        assert_eq!(api.request(&UrlRequest::heartbeat(body)).await.status, 200);
+    }
+    let lines = function.wait_lines(2).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        check_emf(&lines[0]),
+        Ok(vec![
+            "Heartbeat".to_owned(),
+            "LossPct".to_owned(),
+            "RttP95Ms".to_owned()
+        ]),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+        json!([{"Name": "Heartbeat", "Unit": "Count"}, {"Name": "LossPct", "Unit": "Percent"},
+               {"Name": "RttP95Ms", "Unit": "Milliseconds"}])
+    );
+    assert_eq!(
+        (lines[0]["LossPct"].as_f64(), lines[0]["RttP95Ms"].as_f64()),
+        (Some(25.0), Some(40.25))
+    );
+    assert_eq!(
+        check_emf(&lines[1]),
+        Ok(vec!["Heartbeat".to_owned(), "LossPct".to_owned()]),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[1]["LossPct"].as_f64(), Some(100.0));
+    assert!(lines[1].get("RttP95Ms").is_none(), "{}", lines[1]);
+}
+
 /// Both key forms work (the header, or `?code=` as in a URL copied with its key); a bare GET
 /// (curl) is a heartbeat; the path matches case-insensitively as on Azure; the device may come
 /// from `X-Device`, else it is `unknown`. The logged path never carries the query.
