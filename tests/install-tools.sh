@@ -6,7 +6,7 @@ set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Usage: tests/install-tools.sh [--system | --environments]
-#   --system        only the Debian packages and the Rust target the Rust suites need
+#   --system        only what the Rust suites need: Debian packages, the Rust target, tests/aws/.venv
 #   --environments  only the Python and npm environments, Chromium and the zig build tools
 # With neither, both (tests/run-all.sh runs the second beside the Rust build).
 part=${1:-all}
@@ -51,7 +51,9 @@ if environments; then
 fi
 
 # cfn-lint, botocore and pytest for the AWS tests (tests/aws/.venv).
-if environments && [[ -x tests/aws/install.sh ]]; then
+# The Rust suite tests/sns.rs checks signatures with botocore from this environment, so it comes
+# with the system part, before the Rust build.
+if system && [[ -x tests/aws/install.sh ]]; then
   tests/aws/install.sh
 fi
 

@@ -19,7 +19,17 @@ LOGS=$(mktemp -d)
 AZ_REPLAY_RECORD=$(mktemp)
 AWS_REPLAY_RECORD=$(mktemp)
 export AZ_REPLAY_RECORD AWS_REPLAY_RECORD
-trap 'rm -rf "$LOGS" "$AZ_REPLAY_RECORD" "$AWS_REPLAY_RECORD" "$AWS_REPLAY_RECORD.d"' EXIT
+# On the way out, a side still running (this run failed) is stopped: by its pid, which we started.
+stop_sides() {
+  local pidfile
+  for pidfile in "$LOGS"/*.pid; do
+    [[ -f $pidfile ]] || continue
+    pkill -P "$(cat "$pidfile")" 2>/dev/null
+    kill -- "$(cat "$pidfile")" 2>/dev/null
+  done
+  rm -rf "$LOGS" "$AZ_REPLAY_RECORD" "$AWS_REPLAY_RECORD" "$AWS_REPLAY_RECORD.d"
+}
+trap stop_sides EXIT
 
 # side NAME COMMAND...: runs COMMAND in the background with its output in $LOGS/NAME.
 side() {
