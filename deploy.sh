@@ -510,20 +510,6 @@ passcode_notice() {
     "  ./deploy.sh --test-alert"
 }
 
-# boxed LINE...: prints the lines framed by a box as wide as the longest one.
-boxed() {
-  local line width=0 rule
-  for line in "$@"; do
-    ((${#line} <= width)) || width=${#line}
-  done
-  rule=$(printf '%*s' "$((width + 4))" '' | tr ' ' '=')
-  printf '\n%s\n' "$rule"
-  for line in "$@"; do
-    printf '| %-*s |\n' "$width" "$line"
-  done
-  printf '%s\n' "$rule"
-}
-
 # ------------------------------------------------------------------------------------- --test-alert
 
 # Prints the name of the deployed action group: the one named "$NAME_PREFIX-alerts-..." in the

@@ -512,20 +512,6 @@ confirmation_notice() {
     "The link expires after 2 days: then run ./deploy_aws.sh again."
 }
 
-# boxed LINE...: prints the lines framed by a box as wide as the longest one.
-boxed() {
-  local line width=0 rule
-  for line in "$@"; do
-    ((${#line} <= width)) || width=${#line}
-  done
-  rule=$(printf '%*s' "$((width + 4))" '' | tr ' ' '=')
-  printf '\n%s\n' "$rule"
-  for line in "$@"; do
-    printf '| %-*s |\n' "$width" "$line"
-  done
-  printf '%s\n' "$rule"
-}
-
 next_steps() {
   cat <<EOF
 

@@ -332,3 +332,18 @@ send_heartbeat() {
     sleep "$POLL_SECONDS"
   done
 }
+
+# boxed LINE...: prints the lines framed by a box as wide as the longest one (the
+# passcode and subscription-confirmation notices of deploy.sh and deploy_aws.sh).
+boxed() {
+  local line width=0 rule
+  for line in "$@"; do
+    ((${#line} <= width)) || width=${#line}
+  done
+  rule=$(printf '%*s' "$((width + 4))" '' | tr ' ' '=')
+  printf '\n%s\n' "$rule"
+  for line in "$@"; do
+    printf '| %-*s |\n' "$width" "$line"
+  done
+  printf '%s\n' "$rule"
+}
