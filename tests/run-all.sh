@@ -20,14 +20,17 @@ AZ_REPLAY_RECORD=$(mktemp)
 AWS_REPLAY_RECORD=$(mktemp)
 export AZ_REPLAY_RECORD AWS_REPLAY_RECORD
 # On the way out, a side still running (this run failed) is stopped: by its pid, which we started.
+# The trap keeps the run's own exit status: under set -e, a pkill that finds nothing (every side
+# already ended, as in a passing run) would otherwise turn a pass into exit 1.
 stop_sides() {
-  local pidfile
+  local rc=$? pidfile
   for pidfile in "$LOGS"/*.pid; do
     [[ -f $pidfile ]] || continue
-    pkill -P "$(cat "$pidfile")" 2>/dev/null
-    kill -- "$(cat "$pidfile")" 2>/dev/null
+    pkill -P "$(cat "$pidfile")" 2>/dev/null || true
+    kill -- "$(cat "$pidfile")" 2>/dev/null || true
   done
   rm -rf "$LOGS" "$AZ_REPLAY_RECORD" "$AWS_REPLAY_RECORD" "$AWS_REPLAY_RECORD.d"
+  exit "$rc"
 }
 trap stop_sides EXIT
 
