@@ -8,6 +8,10 @@ sent: a `before-send` handler notes the operation and stops it there. A line pas
 was built; it fails when the CLI refused it first. Sockets to anything but loopback raise, and the
 credentials are dummies from the environment, so nothing can leave the machine.
 
+Identical lines are checked once: the stand-in records file arguments as copies named by their
+checksum, so two identical lines are the same input to the CLI, and the suites repeat many calls
+(both bats passes record every line).
+
 Usage: replay.py RECORD [--expect-fail]   (exit 0 when every line passes; 1 otherwise)
 """
 
@@ -55,16 +59,46 @@ def read_record(path: str) -> list[list[str]]:
     return lines
 
 
-def check(argv: list[str]) -> tuple[bool, str]:
-    """(request built, what the CLI said)."""
-    built: list[str] = []
+class Drivers:
+    """One CLI driver per set of top-level options (--region, --output, --profile, ...).
 
-    def hook(request, **kwargs):
-        built.append(request.url)
+    Building a driver takes about 0.3 s, so one per line made the replay take minutes. What a line
+    leaves behind in a driver is what its top-level options set in the driver's session (region,
+    output, profile, ...); command parsing and validation keep nothing. So lines whose top-level
+    options are the same share a driver, and each sees exactly what a fresh `aws` would see.
+    """
+
+    def __init__(self):
+        self.drivers = {}
+        self.built: list[str] = []
+        probe = create_clidriver()
+        self.top_level = {"--" + name for name in probe.session.get_data("cli")["options"]}
+
+    def for_line(self, argv: list[str]):
+        key = tuple((word, argv[i + 1] if i + 1 < len(argv) else None)
+                    for i, word in enumerate(argv) if word.split("=", 1)[0] in self.top_level)
+        if key not in self.drivers:
+            driver = create_clidriver()
+            driver.session.register("before-send", self.hook)
+            self.drivers[key] = driver
+        return self.drivers[key]
+
+    def hook(self, request, **kwargs):
+        self.built.append(request.url)
         raise Built()
 
-    driver = create_clidriver()
-    driver.session.register("before-send", hook)
+
+DRIVERS: Drivers | None = None
+
+
+def check(argv: list[str]) -> tuple[bool, str]:
+    """(request built, what the CLI said)."""
+    global DRIVERS
+    if DRIVERS is None:
+        DRIVERS = Drivers()
+    driver = DRIVERS.for_line(argv)
+    built = DRIVERS.built
+    built.clear()
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         try:
@@ -84,13 +118,14 @@ def main() -> int:
         return 1
     bad = 0
     shapes = set()
-    for argv in lines:
+    distinct = list(dict.fromkeys(tuple(argv) for argv in lines))
+    for argv in map(list, distinct):
         ok, said = check(argv)
         shapes.add(" ".join(argv[:2]))
         if ok == expect_fail:
             bad += 1
             print(("ACCEPTED " if expect_fail else "REFUSED ") + "aws " + " ".join(argv)[:300] + f"\n    {said[:400]}")
-    print(f"replay: {len(lines)} aws command lines ({len(shapes)} commands) through awscli's parser, "
+    print(f"replay: {len(lines)} aws command lines ({len(distinct)} distinct, {len(shapes)} commands) through awscli's parser, "
           f"{bad} {'accepted' if expect_fail else 'refused'}")
     return 1 if bad else 0
 
