@@ -57,7 +57,19 @@ readonly PARAMETERS=(
   ALERT_SMS_NUMBER=smsPhoneNumber:string
   ALERT_WEBHOOK_URL=alertWebhookUrl:string
   HOSTING_PLAN=hostingPlan:string
+  DEGRADED_ALERT=degradedAlertEnabled:bool
+  DEGRADED_LOSS_PCT=degradedLossPct:int
+  DEGRADED_RTT_P95_MS=degradedRttP95Ms:int
+  DEGRADED_OF_LAST=degradedOfLast:int
+  DEGRADED_AT_LEAST=degradedAtLeast:int
+  IP_CHANGE_ALERT=ipChangeAlertEnabled:bool
+  FLEX_INSTANCE_MEMORY_MB=flexInstanceMemoryMB:int
+  FLEX_MAXIMUM_INSTANCES=flexMaximumInstanceCount:int
+  FLEX_ALWAYS_READY=flexAlwaysReadyInstances:int
 )
+# The FLEX_* settings tune the Flex plan only: on Linux Consumption they are not passed (main.bicep
+# ignores them there) and --check says so.
+readonly FLEX_ONLY_SETTINGS=(FLEX_INSTANCE_MEMORY_MB FLEX_MAXIMUM_INSTANCES FLEX_ALWAYS_READY)
 readonly MIGRATION_DOC='docs/deploy.md, "Moving to Flex Consumption"'
 
 # shellcheck source=scripts/common.sh
@@ -125,6 +137,16 @@ settings_problems() {
   one_of ALERT_SMS_COUNTRY_CODE "country calling code such as 1 or 44" '^[0-9]{1,4}$'
   one_of ALERT_SMS_NUMBER "phone number of digits only, without the country code" '^[0-9]{4,20}$'
   one_of ALERT_WEBHOOK_URL "https URL" '^https://[^[:space:]]+$'
+  # The ranges are main.bicep's @minValue/@maxValue/@allowed (tests/scripts/deploy.bats compares them).
+  one_of DEGRADED_ALERT "switch: on or off" '^(on|off|true|false)$'
+  one_of DEGRADED_LOSS_PCT "whole percentage from 0 to 99" '^([0-9]|[1-9][0-9])$'
+  one_of DEGRADED_RTT_P95_MS "whole number of milliseconds from 1 to 60000" '^([1-9][0-9]{0,3}|[1-5][0-9]{4}|60000)$'
+  one_of DEGRADED_OF_LAST "whole number of heartbeats from 1 to 60" '^([1-9]|[1-5][0-9]|60)$'
+  one_of DEGRADED_AT_LEAST "whole number of heartbeats from 1 to 60" '^([1-9]|[1-5][0-9]|60)$'
+  one_of IP_CHANGE_ALERT "switch: on or off" '^(on|off|true|false)$'
+  one_of FLEX_INSTANCE_MEMORY_MB "memory size in MB: 512, 2048 or 4096" '^(512|2048|4096)$'
+  one_of FLEX_MAXIMUM_INSTANCES "whole number from 40 to 1000" '^([4-9][0-9]|[1-9][0-9]{2}|1000)$'
+  one_of FLEX_ALWAYS_READY "whole number from 0 to 10" '^([0-9]|10)$'
   local f
   for f in main.bicep host.json Ping/function.json; do
     [[ -f $ROOT/$f ]] || echo "$f is missing from $ROOT: run deploy.sh from a complete clone of the repository"
@@ -285,8 +307,11 @@ deployment_args() {
     var=${pair%%=*}
     spec=${pair#*=}
     [[ -n ${!var:-} ]] || continue
+    [[ $HOSTING_PLAN == flex || $var != FLEX_* ]] || continue
     if [[ ${spec#*:} == int ]]; then
       params=$(jq --arg k "${spec%%:*}" --argjson v "$((10#${!var}))" '. + {($k): {value: $v}}' <<<"$params")
+    elif [[ ${spec#*:} == bool ]]; then
+      params=$(jq --arg k "${spec%%:*}" --argjson v "$(on_off_bool "${!var}")" '. + {($k): {value: $v}}' <<<"$params")
     else
       params=$(ISP_MONITOR_VALUE=${!var} jq --arg k "${spec%%:*}" '. + {($k): {value: env.ISP_MONITOR_VALUE}}' <<<"$params")
     fi
@@ -298,6 +323,14 @@ deployment_args() {
     "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#",
     contentVersion: "1.0.0.0", parameters: $p}' >"$file"
   printf '%s\0' -g "$AZURE_RESOURCE_GROUP" -n "$DEPLOYMENT_NAME" --template-file "$ROOT/main.bicep" --parameters "@$file"
+}
+
+# on_off_bool VALUE: true for on/true, false for off/false (settings_problems refused the rest).
+on_off_bool() {
+  case $1 in
+    on | true) printf true ;;
+    *) printf false ;;
+  esac
 }
 
 group_exists() {
@@ -342,6 +375,11 @@ check_tools_and_settings() {
   [[ -n ${ALERT_EMAIL:-} ]] && report ok "alerts go to $ALERT_EMAIL"
   [[ $HOSTING_PLAN != consumption && $HOSTING_PLAN != flex ]] ||
     report ok "hosting plan: $(plan_words "$HOSTING_PLAN") (HOSTING_PLAN=$HOSTING_PLAN)"
+  if [[ $HOSTING_PLAN == consumption ]]; then
+    for line in "${FLEX_ONLY_SETTINGS[@]}"; do
+      [[ -z ${!line:-} ]] || report warn "$line is set but HOSTING_PLAN is consumption: it tunes the Flex plan only and is not passed"
+    done
+  fi
 
   if command -v az >/dev/null 2>&1; then
     if az_json account show >"$WORK/account.json"; then

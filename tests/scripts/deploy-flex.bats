@@ -281,3 +281,90 @@ set_plan() {
   [ "$status" -eq 1 ]
   [[ $output == *"--runtime is only valid with --details parameter"* ]]
 }
+
+# ------------------------------------------------ the alert and Flex tuning settings (.env → main.bicep)
+
+# The .env settings of the degraded and IP-change alerts and of the Flex plan, with the main.bicep
+# parameter each one sets.
+readonly TUNING="DEGRADED_LOSS_PCT=degradedLossPct DEGRADED_RTT_P95_MS=degradedRttP95Ms DEGRADED_OF_LAST=degradedOfLast DEGRADED_AT_LEAST=degradedAtLeast FLEX_MAXIMUM_INSTANCES=flexMaximumInstanceCount FLEX_ALWAYS_READY=flexAlwaysReadyInstances"
+
+# bound PARAM min|max: main.bicep's @minValue or @maxValue of PARAM (the decorator lines just above it).
+bound() {
+  awk -v param="$1" -v which="$2" '
+    /^@minValue\(/ { min = $0; gsub(/[^0-9]/, "", min) }
+    /^@maxValue\(/ { max = $0; gsub(/[^0-9]/, "", max) }
+    $1 == "param" && $2 == param { print (which == "min" ? min : max); exit }
+    $1 == "param" { min = ""; max = "" }' "$REAL_ROOT/main.bicep"
+}
+
+@test "settings: the alert and Flex tuning settings reach main.bicep as typed parameters; FLEX_* only on Flex, and --check says so on Consumption" {
+  use_keygate
+  write_env "ALERT_EMAIL=me@example.com" "NAME_PREFIX=home" "HEARTBEAT_DEVICE=den-pc" "HOSTING_PLAN=flex" \
+    "DEGRADED_ALERT=off" "DEGRADED_LOSS_PCT=10" "DEGRADED_RTT_P95_MS=350" "DEGRADED_OF_LAST=12" \
+    "DEGRADED_AT_LEAST=6" "IP_CHANGE_ALERT=on" "FLEX_INSTANCE_MEMORY_MB=2048" "FLEX_MAXIMUM_INSTANCES=100" \
+    "FLEX_ALWAYS_READY=1"
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  run jq -c '.parameters | {degradedAlertEnabled, degradedLossPct, degradedRttP95Ms, degradedOfLast, degradedAtLeast, ipChangeAlertEnabled, flexInstanceMemoryMB, flexMaximumInstanceCount, flexAlwaysReadyInstances} | map_values(.value)' "$AZ_STUB_STATE/parameters.json"
+  [ "$output" = '{"degradedAlertEnabled":false,"degradedLossPct":10,"degradedRttP95Ms":350,"degradedOfLast":12,"degradedAtLeast":6,"ipChangeAlertEnabled":true,"flexInstanceMemoryMB":2048,"flexMaximumInstanceCount":100,"flexAlwaysReadyInstances":1}' ]
+
+  # On Linux Consumption (a fresh resource group, so no plan flip): the FLEX_* settings stay out.
+  set_plan consumption
+  sed 's/^NAME_PREFIX=.*/NAME_PREFIX=other/' "$REPO/.env" >"$REPO/.env.new" && mv "$REPO/.env.new" "$REPO/.env"
+  rm -rf "$AZ_STUB_STATE"
+  run "$REPO/deploy.sh" --check
+  [[ $output == *"warn  FLEX_INSTANCE_MEMORY_MB is set but HOSTING_PLAN is consumption: it tunes the Flex plan only and is not passed"* ]]
+  [[ $output == *"warn  FLEX_ALWAYS_READY is set but HOSTING_PLAN is consumption"* ]]
+  run "$REPO/deploy.sh"
+  [ "$status" -eq 0 ]
+  run jq -c '.parameters | keys | map(select(startswith("flex")))' "$AZ_STUB_STATE/parameters.json"
+  [ "$output" = '[]' ]
+  [ "$(jq -c .parameters.degradedAlertEnabled.value "$AZ_STUB_STATE/parameters.json")" = false ]
+}
+
+@test "settings: each range is main.bicep's own: its bounds pass --check, one past either bound fails with the setting named" {
+  local pair var param lo hi env_lo="" env_hi="" env_below="" env_above=""
+  for pair in $TUNING; do
+    var=${pair%%=*} param=${pair#*=}
+    lo=$(bound "$param" min) hi=$(bound "$param" max)
+    [[ -n $lo && -n $hi ]] || fail_test "main.bicep has no @minValue/@maxValue for $param" || return 1
+    env_lo+=" $var=$lo" env_hi+=" $var=$hi" env_below+=" $var=$((lo - 1))" env_above+=" $var=$((hi + 1))"
+  done
+  for pair in "$env_lo" "$env_hi"; do
+    # shellcheck disable=SC2086 # the settings are words
+    write_env "ALERT_EMAIL=me@example.com" "HOSTING_PLAN=flex" "FLEX_INSTANCE_MEMORY_MB=4096" "DEGRADED_ALERT=true" "IP_CHANGE_ALERT=false" $pair
+    run "$REPO/deploy.sh" --check
+    [ "$status" -eq 0 ] || fail_test "$pair: $output" || return 1
+  done
+  # shellcheck disable=SC2086
+  write_env "ALERT_EMAIL=me@example.com" "HOSTING_PLAN=flex" "FLEX_INSTANCE_MEMORY_MB=1024" "DEGRADED_ALERT=yes" "IP_CHANGE_ALERT=0" $env_above
+  run "$REPO/deploy.sh" --check
+  [ "$status" -eq 1 ]
+  for pair in $TUNING FLEX_INSTANCE_MEMORY_MB DEGRADED_ALERT IP_CHANGE_ALERT; do
+    [[ $output == *"FAIL  ${pair%%=*} "*" must be a "*": fix it in"* ]] || fail_test "no FAIL line for ${pair%%=*}: $output" || return 1
+  done
+  [[ $output == *"FLEX_INSTANCE_MEMORY_MB 1024 must be a memory size in MB: 512, 2048 or 4096"* ]]
+  [[ $output == *"DEGRADED_ALERT yes must be a switch: on or off"* ]]
+  # shellcheck disable=SC2086
+  write_env "ALERT_EMAIL=me@example.com" "HOSTING_PLAN=flex" $env_below
+  run "$REPO/deploy.sh" --check
+  [ "$status" -eq 1 ]
+  for pair in $TUNING; do
+    [[ $output == *"FAIL  ${pair%%=*} "*" must be a "* ]] || fail_test "no FAIL line for ${pair%%=*}: $output" || return 1
+  done
+  # A deploy stops at the first one, before any az call that changes anything.
+  : >"$STUB_LOG"
+  run "$REPO/deploy.sh"
+  [ "$status" -ne 0 ]
+  [[ ${lines[${#lines[@]} - 1]} == "deploy.sh: DEGRADED_LOSS_PCT -1 must be a whole percentage from 0 to 99: fix it in "* ]]
+  refute grep -qE '^az (group create|deployment)' "$STUB_LOG"
+}
+
+@test "az stand-in: a parameter of the wrong JSON type (a bool sent as a string) is refused, as ARM does" {
+  mkdir -p "$BATS_TEST_TMPDIR/p"
+  printf '{"parameters": {"alertEmail": {"value": "me@example.com"}, "degradedAlertEnabled": {"value": "false"}}}' >"$BATS_TEST_TMPDIR/p/bad.json"
+  az group create -n isp-monitor -l eastus -o json >/dev/null
+  run az deployment group create -g isp-monitor -n isp-monitor --template-file "$REPO/main.bicep" --parameters "@$BATS_TEST_TMPDIR/p/bad.json" -o json
+  [ "$status" -ne 0 ]
+  [[ $output == *"Template parameter JToken type is not valid. Expected 'bool'. Actual 'String'"* ]]
+}
