@@ -121,61 +121,7 @@ async fn original_agent_and_bare_curl_succeed() {
 /// and nothing is recorded as a heartbeat.
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_refused_with_a_reason_in_both_modes() {
-    let long_device = "d".repeat(101);
-    let long_note = "n".repeat(501);
-    let cases: Vec<(String, u16, &str)> = vec![
-        ("{not json".into(), 400, "body is not valid JSON: "),
-        (
-            "[\"device\"]".into(),
-            400,
-            "body must be a JSON object, found an array",
-        ),
-        (
-            "\"den\"".into(),
-            400,
-            "body must be a JSON object, found a string",
-        ),
-        (
-            r#"{"device": 42}"#.into(),
-            400,
-            "`device` must be a string, found a number",
-        ),
-        (
-            r#"{"note": ["x"]}"#.into(),
-            400,
-            "`note` must be a string, found an array",
-        ),
-        (
-            r#"{"device": "a\u0000b"}"#.into(),
-            400,
-            "`device` contains a control character",
-        ),
-        (
-            r#"{"note": "line\nbreak"}"#.into(),
-            400,
-            "`note` contains a control character",
-        ),
-        (
-            format!(r#"{{"device": "{long_device}"}}"#),
-            400,
-            "`device` is 101 characters; the limit is 100",
-        ),
-        (
-            format!(r#"{{"note": "{long_note}"}}"#),
-            400,
-            "`note` is 501 characters; the limit is 500",
-        ),
-        (
-            r#"{"outages": [{"id": "x"}]}"#.into(),
-            400,
-            "`outages[0]`: `start` is missing",
-        ),
-        (
-            format!(r#"{{"note": "{}"}}"#, "x".repeat(70_000)),
-            413,
-            "body is ",
-        ),
-    ];
+    let cases = support::bad_input_cases();
     for (mode, config) in both_modes() {
         let host = FunctionsHost::start(config).await.unwrap();
         for (body, status, reason) in &cases {

@@ -285,65 +285,11 @@ async fn both_key_forms_get_and_any_case_path() {
 }
 
 /// Every kind of bad input is refused with the status and one-line reason the Azure handler
-/// gives (the same cases as `contract.rs`), each refusal is one `refused` line, and none is
+/// gives (`support::bad_input_cases`, as in `contract.rs`), each refusal is one `refused` line, and none is
 /// recorded as a heartbeat. Base64 bodies are decoded before validation.
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_refused_as_on_azure() {
-    let long_device = "d".repeat(101);
-    let long_note = "n".repeat(501);
-    let cases: Vec<(String, u16, &str)> = vec![
-        ("{not json".into(), 400, "body is not valid JSON: "),
-        (
-            "[\"device\"]".into(),
-            400,
-            "body must be a JSON object, found an array",
-        ),
-        (
-            "\"den\"".into(),
-            400,
-            "body must be a JSON object, found a string",
-        ),
-        (
-            r#"{"device": 42}"#.into(),
-            400,
-            "`device` must be a string, found a number",
-        ),
-        (
-            r#"{"note": ["x"]}"#.into(),
-            400,
-            "`note` must be a string, found an array",
-        ),
-        (
-            r#"{"device": "a\u0000b"}"#.into(),
-            400,
-            "`device` contains a control character",
-        ),
-        (
-            r#"{"note": "line\nbreak"}"#.into(),
-            400,
-            "`note` contains a control character",
-        ),
-        (
-            format!(r#"{{"device": "{long_device}"}}"#),
-            400,
-            "`device` is 101 characters; the limit is 100",
-        ),
-        (
-            format!(r#"{{"note": "{long_note}"}}"#),
-            400,
-            "`note` is 501 characters; the limit is 500",
-        ),
-        (
-            r#"{"outages": [{"id": "x"}]}"#.into(),
-            400,
-            "`outages[0]`: `start` is missing",
-        ),
-        (
-            format!(r#"{{"note": "{}"}}"#, "x".repeat(70_000)),
-            413,
-            "body is ",
-        ),
-    ];
+    let cases = support::bad_input_cases();
     let (api, function) = start().await;
     let mut sent = 0;
     for (body, status, reason) in &cases {

@@ -160,3 +160,64 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
+
+/// The bad heartbeats every host must refuse, with the status and the start of the one-line reason
+/// (the handler's own words): shared by the Azure contract tests and the Lambda ones, so both hosts
+/// are held to the same list.
+pub fn bad_input_cases() -> Vec<(String, u16, &'static str)> {
+    let long_device = "d".repeat(101);
+    let long_note = "n".repeat(501);
+    vec![
+        ("{not json".into(), 400, "body is not valid JSON: "),
+        (
+            "[\"device\"]".into(),
+            400,
+            "body must be a JSON object, found an array",
+        ),
+        (
+            "\"den\"".into(),
+            400,
+            "body must be a JSON object, found a string",
+        ),
+        (
+            r#"{"device": 42}"#.into(),
+            400,
+            "`device` must be a string, found a number",
+        ),
+        (
+            r#"{"note": ["x"]}"#.into(),
+            400,
+            "`note` must be a string, found an array",
+        ),
+        (
+            r#"{"device": "a\u0000b"}"#.into(),
+            400,
+            "`device` contains a control character",
+        ),
+        (
+            r#"{"note": "line\nbreak"}"#.into(),
+            400,
+            "`note` contains a control character",
+        ),
+        (
+            format!(r#"{{"device": "{long_device}"}}"#),
+            400,
+            "`device` is 101 characters; the limit is 100",
+        ),
+        (
+            format!(r#"{{"note": "{long_note}"}}"#),
+            400,
+            "`note` is 501 characters; the limit is 500",
+        ),
+        (
+            r#"{"outages": [{"id": "x"}]}"#.into(),
+            400,
+            "`outages[0]`: `start` is missing",
+        ),
+        (
+            format!(r#"{{"note": "{}"}}"#, "x".repeat(70_000)),
+            413,
+            "body is ",
+        ),
+    ]
+}
