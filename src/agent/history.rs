@@ -25,6 +25,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::journal::write_atomically;
+use super::state_file::{self, Naming, Versioned};
 use crate::outage::OutageReport;
 use crate::report::{self, AgentOutage, DeviceSeen, QualityDay, ReportInput};
 
@@ -108,7 +109,7 @@ impl History {
             Ok(Some(state)) => state,
             Ok(None) => fresh(device, now),
             Err(reason) => {
-                notices.push(set_aside(&path, &reason));
+                notices.push(state_file::set_aside(&path, &NAMING, &reason));
                 fresh(device, now)
             }
         };
@@ -294,46 +295,23 @@ fn fresh(device: &str, now: DateTime<Utc>) -> HistoryState {
 }
 
 /// The history file's contents: `None` when there is none yet, `Err` with the reason when it
-/// cannot be used. Reads at most 16 MiB (the bounded file is far smaller).
+/// cannot be used (read bounded, as `state_file` reads both state files).
 pub fn read(path: &Path) -> Result<Option<HistoryState>, String> {
-    use std::io::Read;
-    if path.is_dir() {
-        return Err("it is a directory, not a file".to_owned());
-    }
-    let file = match fs::File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(format!("cannot be read: {err}")),
-    };
-    let mut bytes = Vec::new();
-    file.take(16 << 20)
-        .read_to_end(&mut bytes)
-        .map_err(|err| format!("cannot be read: {err}"))?;
-    match serde_json::from_slice::<HistoryState>(&bytes) {
-        Ok(state) if state.version == FORMAT_VERSION => Ok(Some(state)),
-        Ok(state) => Err(format!("unknown format version {}", state.version)),
-        Err(err) => Err(err.to_string()),
+    state_file::read(path, FORMAT_VERSION)
+}
+
+impl Versioned for HistoryState {
+    fn version(&self) -> u32 {
+        self.version
     }
 }
 
-fn set_aside(path: &Path, reason: &str) -> String {
-    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
-    let moved_to = path.with_file_name(format!(
-        "{HISTORY_FILE}.corrupt-{stamp}-{}",
-        std::process::id()
-    ));
-    match fs::rename(path, &moved_to) {
-        Ok(()) => format!(
-            "history {} is unusable ({reason}); kept it as {} and started a new history",
-            path.display(),
-            moved_to.display()
-        ),
-        Err(err) => format!(
-            "history {} is unusable ({reason}) and could not be moved aside ({err}); starting a new history in memory",
-            path.display()
-        ),
-    }
-}
+const NAMING: Naming<'static> = Naming {
+    file_name: HISTORY_FILE,
+    what: "history",
+    short: "history",
+    unusable: "unusable",
+};
 
 impl HistoryState {
     /// The report input of the period `[from, to)`, as seen from `now`.

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::state_file::{self, Naming, Versioned};
 use crate::outage::{Cause, OutageReport};
 
 pub const JOURNAL_FILE: &str = "journal.json";
@@ -223,7 +224,7 @@ impl Journal {
             Ok(Some(state)) => state,
             Ok(None) => fresh.clone(),
             Err(reason) => {
-                notices.push(set_aside(&path, &reason));
+                notices.push(state_file::set_aside(&path, &NAMING, &reason));
                 fresh.clone()
             }
         };
@@ -326,43 +327,21 @@ impl Journal {
 /// The journal file's contents: `None` when there is none yet, `Err` with the reason when it
 /// cannot be used.
 fn read_journal(path: &Path) -> Result<Option<JournalState>, String> {
-    if path.is_dir() {
-        return Err("it is a directory, not a file".to_owned());
-    }
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(format!("cannot be read: {err}")),
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("it is empty".to_owned());
-    }
-    match serde_json::from_slice::<JournalState>(&bytes) {
-        Ok(state) if state.version == FORMAT_VERSION => Ok(Some(state)),
-        Ok(state) => Err(format!("unknown format version {}", state.version)),
-        Err(err) => Err(err.to_string()),
+    state_file::read(path, FORMAT_VERSION)
+}
+
+impl Versioned for JournalState {
+    fn version(&self) -> u32 {
+        self.version
     }
 }
 
-/// Moves an unusable journal aside (never deletes it) and says so.
-fn set_aside(path: &Path, reason: &str) -> String {
-    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
-    let moved_to = path.with_file_name(format!(
-        "{JOURNAL_FILE}.corrupt-{stamp}-{}",
-        std::process::id()
-    ));
-    match fs::rename(path, &moved_to) {
-        Ok(()) => format!(
-            "outage journal {} is corrupt ({reason}); kept it as {} and started a new journal",
-            path.display(),
-            moved_to.display()
-        ),
-        Err(err) => format!(
-            "outage journal {} is corrupt ({reason}) and could not be moved aside ({err}); starting a new journal in memory",
-            path.display()
-        ),
-    }
-}
+const NAMING: Naming<'static> = Naming {
+    file_name: JOURNAL_FILE,
+    what: "outage journal",
+    short: "journal",
+    unusable: "corrupt",
+};
 
 enum LockError {
     Held(Option<u32>),

@@ -18,6 +18,7 @@ pub mod probe;
 pub mod quality;
 pub mod schedule;
 pub mod state;
+pub mod state_file;
 pub mod transport;
 
 use std::future::Future;
