@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::journal::write_atomically;
 use super::state_file::{self, Naming, Versioned};
+use crate::heartbeat::Quality;
 use crate::outage::OutageReport;
 use crate::report::{self, AgentOutage, DeviceSeen, QualityDay, ReportInput};
 
@@ -72,18 +73,6 @@ pub struct DayQuality {
     pub rtt_p95_max: Option<f64>,
     pub dns_sum: f64,
     pub dns_samples: u64,
-}
-
-/// One heartbeat's quality, as the interface fixes it (`quality` in the heartbeat JSON):
-/// connect attempts made and lost, median and 95th percentile round trip, DNS time (`None` when
-/// every attempt was lost, or resolution failed).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QualitySample {
-    pub probes: u32,
-    pub lost: u32,
-    pub rtt_p50_ms: Option<f64>,
-    pub rtt_p95_ms: Option<f64>,
-    pub dns_ms: Option<f64>,
 }
 
 /// The history of one state directory, held by the running agent.
@@ -181,7 +170,7 @@ impl History {
     /// [`QUALITY_WRITE_EVERY`] or when the day changes; [`History::flush`] writes the rest (the
     /// agent calls it on every tick and when it stops). Returns a line for the user as
     /// [`History::flush`] does.
-    pub fn record_quality(&mut self, at: DateTime<Utc>, sample: QualitySample) -> Option<String> {
+    pub fn record_quality(&mut self, at: DateTime<Utc>, sample: Quality) -> Option<String> {
         let date = at.date_naive();
         let new_day = self
             .state
@@ -416,7 +405,7 @@ mod tests {
         let first = outage("a1", now - Duration::hours(2), 5);
         assert_eq!(history.record_outages([&first, &first], now), None);
         assert!(history.may_send(&first) && history.has("a1"));
-        let sample = QualitySample {
+        let sample = Quality {
             probes: 4,
             lost: 1,
             rtt_p50_ms: Some(10.0),
@@ -426,7 +415,7 @@ mod tests {
         history.record_quality(now, sample);
         history.record_quality(
             now,
-            QualitySample {
+            Quality {
                 rtt_p50_ms: None,
                 rtt_p95_ms: None,
                 ..sample

@@ -514,14 +514,7 @@ impl<N: Network, S: Sender> Agent<N, S> {
     /// with `--verbose`, and added to the local history's daily summary (`heartbeat-agent report`).
     fn measured(&mut self, at: DateTime<Utc>, quality: &Quality) {
         self.verbose(quality::summary(quality));
-        let sample = history::QualitySample {
-            probes: quality.probes,
-            lost: quality.lost,
-            rtt_p50_ms: quality.rtt_p50_ms,
-            rtt_p95_ms: quality.rtt_p95_ms,
-            dns_ms: quality.dns_ms,
-        };
-        if let Some(notice) = self.history.record_quality(at, sample) {
+        if let Some(notice) = self.history.record_quality(at, *quality) {
             emit(Utc::now(), &Event::Warning(notice));
         }
     }
