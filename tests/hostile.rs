@@ -170,8 +170,10 @@ async fn unfinished_and_idle_connections_are_closed_by_the_header_timeout() {
         let tasks: Vec<_> = (0..400)
             .map(|n| {
                 tokio::spawn(async move {
-                    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                    // Taken before the connect: the handler's clock cannot start earlier, whereas
+                    // on a loaded machine this task may resume well after the handler accepted.
                     let started = Instant::now();
+                    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
                     let head =
                         format!("POST /api/ping HTTP/1.1\r\nHost: x\r\nX-Device: slow-{n}\r\n");
                     stream.write_all(head.as_bytes()).await.unwrap();

@@ -245,7 +245,9 @@ async fn real_measurement_on_loopback() {
     // The 400 ms timeout is cut to 300 ms so that three attempts fit in the 900 ms budget.
     assert_eq!((quality.probes, quality.lost), (6, 3), "{quality:?}");
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(1000),
+        // The upper bound leaves room for a loaded machine's scheduling; a measurement that
+        // ignored the budget would take 3 x 400 ms per target, 1.2 s at the least.
+        took >= Duration::from_millis(900) && took < Duration::from_millis(1150),
         "took {took:?}: the budget, plus scheduling"
     );
     assert!(quality.rtt_p95_ms.is_some());
