@@ -4,7 +4,8 @@
 # log lines the real lambda binary printed (tests/scripts/aws_log_events.py: November 2026 of
 # den-pc, the scenario of the Azure report tests' answers). heartbeat-agent (the real debug build)
 # renders the report. Every aws line recorded here is replayed through the real AWS CLI's parser
-# by tests/awscli.
+# by tests/awscli. The daily quality summary is compared, day by day, with the Azure report of the
+# same month (the az stand-in's answers, tests/scripts/stubs/app-insights/).
 
 # Each @test runs in its own subshell by design: its exports are meant to stay local.
 # shellcheck disable=SC2030,SC2031
@@ -57,20 +58,44 @@ SAME_AS_AZURE='
        and .uptime_pct == 99.71
        and .not_isp == {lan_s: 1800, agent_offline_s: 32400, cloud_side_s: 0, undetermined_s: 600})
   and ([.devices[0].outages[] | [.cause, .witness]] == [["isp", "both"], ["lan", "both"], ["unknown", "cloud"], ["agent_offline", "both"]])
-  and .devices[0].ip_changes == [{at: "2026-11-03T12:05:20Z", from: "203.0.113.7", to: "203.0.113.99"}]'
+  and .devices[0].ip_changes == [{at: "2026-11-03T12:05:20Z", from: "203.0.113.7", to: "203.0.113.99"}]
+  and [.devices[0].days[] | select(.quality != null) | .date] == ["2026-11-03"]
+  and .devices[0].days[2].quality == {samples: 1315, probes: 5260, lost: 52, loss_pct: 0.99, rtt_p50_ms: 12.3,
+       rtt_p95_ms: 40.5, rtt_p95_max_ms: 210, dns_ms: 20}
+  and .notes == []'
+
+# azure_report ARGS...: report.sh for Azure (the az stand-in's answers for the same month) in $output.
+azure_report() {
+  mkdir -p "$REPO/queries/report"
+  cp "$REAL_ROOT"/queries/report/*.kql "$REPO/queries/report/"
+  write_env "AZURE_RESOURCE_GROUP=home-rg"
+  AZ_STUB_GROUP_EXISTS=1 run "$REPO/scripts/report.sh" "$@"
+  [ "$status" -eq 0 ]
+}
+
+# The days of a JSON report: date and quality, in order, per device.
+readonly DAYS='[.devices[] | {device, days: [.days[] | {date, quality}]}]'
 
 @test "--cloud aws --month --format json: the Azure report's numbers, from the Lambda's own lines" {
   export AWS_STUB_QUERY_POLLS=1
   run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format json
   [ "$status" -eq 0 ]
   jq -e "$SAME_AS_AZURE" <<<"$output"
-  # The log group came from the stack's outputs; three queries, each polled until Complete, with
-  # absolute epoch seconds a day either side of the month (the devices query ends with it).
+  local aws=$output
+  # The log group came from the stack's outputs; four queries, each polled until Complete, with
+  # absolute epoch seconds a day either side of the month (the devices query ends with it), the
+  # quality query over the month itself.
   grep -q '^aws cloudformation describe-stacks --stack-name isp-monitor --region eu-west-1 --output json$' "$STUB_LOG"
   [ "$(grep -c '^aws logs start-query --log-group-name /aws/lambda/ispmon-heartbeat --start-time 1793404800 --end-time ' "$STUB_LOG")" -eq 3 ]
   grep -q -- '--start-time 1793404800 --end-time 1796083199 --limit 10000 ' "$STUB_LOG"
-  [ "$(grep -c '^aws logs get-query-results' "$STUB_LOG")" -eq 6 ] # Running once, then Complete
+  [ "$(grep -c -- '^aws logs start-query .* --start-time 1793491200 --end-time 1796083199 --limit 10000 --query-string # AWS period report, quality' "$STUB_LOG")" -eq 1 ]
+  [ "$(grep -c '^aws logs get-query-results' "$STUB_LOG")" -eq 8 ] # Running once, then Complete
   grep -qxF '| stats count(*) as heartbeats, min(@timestamp) as first, max(@timestamp) as last by Device, client_ip, bin(5m) as slot' "$STUB_LOG"
+  # Day by day, the same quality as the Azure report of the month.
+  azure_report --month 2026-11 --format json
+  jq -e '.source == "azure" and .devices[0].days[2].quality.samples == 1315' <<<"$output"
+  [ "$(jq -c "$DAYS" <<<"$aws")" == "$(jq -c "$DAYS" <<<"$output")" ]
+  [ "$(jq "$DAYS | .[0].days | length" <<<"$aws")" -eq 30 ]
 }
 
 @test "--cloud=aws --from/--to --format table|csv|html: the same report in each format" {
@@ -78,14 +103,26 @@ SAME_AS_AZURE='
   run "$REPO/scripts/report.sh" --cloud=aws --from 2026-11-03 --to 2026-11-04 --format table
   [ "$status" -eq 0 ]
   [[ $output == *"den-pc"* && $output == *"91.32"* ]]
-  [[ $output == *"not available yet"* ]] # the quality note
+  local table=$output
+  [[ $table != *"not available"* && $table != *"left out"* ]] # no quality note
   run "$REPO/scripts/report.sh" --cloud aws --from 2026-11-03 --to 2026-11-04 --format csv
   [ "$status" -eq 0 ]
   grep -q '^summary,den-pc,2026-11-03T00:00:00Z,2026-11-04T00:00:00Z,86400,,,,,91.32,7500,1,' <<<"$output"
   grep -q '^outage,den-pc,2026-11-03T10:00:00Z,2026-11-03T12:05:00Z,7500,isp,' <<<"$output"
+  local csv=$output
   run "$REPO/scripts/report.sh" --cloud aws --from=2026-11-03 --to=2026-11-04 --format=html
   [ "$status" -eq 0 ]
   [[ $output == *"<html"* && $output == *"91.32"* ]]
+  local html=$output
+  # The quality lines are the Azure report's, in each format.
+  azure_report --from 2026-11-03 --to 2026-11-04 --format table
+  [ "$(sed -n '/^  Daily$/,$p' <<<"$output")" == "$(sed -n '/^  Daily$/,$p' <<<"$table")" ]
+  grep -qE '^    2026-11-03  91.32%  2h05m     0.99%  12.3 ms  40.5 ms  20 ms$' <<<"$table"
+  azure_report --from 2026-11-03 --to 2026-11-04 --format csv
+  [ "$(grep '^day,' <<<"$output")" == "$(grep '^day,' <<<"$csv")" ]
+  [[ $(grep '^day,' <<<"$csv") == *",5260,52,0.99,12.3,40.5,20,"* ]]
+  azure_report --from 2026-11-03 --to 2026-11-04 --format html
+  [[ $html == *"0.99"* && $output == *"0.99"* ]]
 }
 
 @test "--cloud aws: a full result (ISP_MONITOR_INSIGHTS_LIMIT) splits the period and gives the same numbers; a full hour is refused" {
@@ -93,7 +130,7 @@ SAME_AS_AZURE='
   run "$REPO/scripts/report.sh" --cloud aws --month 2026-11 --format json
   [ "$status" -eq 0 ]
   jq -e "$SAME_AS_AZURE" <<<"$output"
-  [ "$(grep -c '^aws logs start-query' "$STUB_LOG")" -eq 5 ] # the slots query: the month, then its halves
+  [ "$(grep -c '^aws logs start-query' "$STUB_LOG")" -eq 6 ] # the slots query: the month, then its halves
   # One device is one row of the devices query: a limit of 1 is full even for an hour.
   export ISP_MONITOR_INSIGHTS_LIMIT=1
   run "$REPO/scripts/report.sh" --cloud aws --from 2026-11-04T10:00Z --to 2026-11-04T12:00Z --format json

@@ -8,7 +8,10 @@ queries, not from canned answers:
   commands  ``fields a, b``  ``filter COND``  ``stats AGG [as n], ... by KEY [as n], ...``
             ``sort F asc|desc``  ``limit N``, separated by ``|``; ``#`` starts a comment
   COND      ``f = "text"``, ``f != "text"``, ``f = 12``, ``ispresent(f)``, joined by ``and``
-  AGG       ``count(*)``, ``count(f)`` (events where f exists), ``sum(f)``, ``min(f)``, ``max(f)``
+  AGG       ``count(*)``, ``count(f)`` (events where f exists), ``sum(f)``, ``avg(f)``, ``min(f)``,
+            ``max(f)``: sum, avg, min and max over the events that have f (an event without it
+            adds nothing, as "the values in the specified field" says); a group where no event
+            has f gets no value for it
   KEY       a field, or ``bin(N m|h|d)`` (of @timestamp)
 
 Anything else is a MalformedQueryException, as the service refuses a query it cannot parse.
@@ -61,7 +64,7 @@ def split_commands(text: str) -> list[str]:
 
 FIELD = r"@?[A-Za-z_][A-Za-z0-9_.]*"
 COND = re.compile(rf"^(?:ispresent\(({FIELD})\)|({FIELD})\s*(=|!=)\s*(\"[^\"]*\"|-?[0-9]+(?:\.[0-9]+)?))$")
-AGG = re.compile(rf"^(count|sum|min|max)\((\*|{FIELD})\)(?:\s+as\s+({FIELD}))?$")
+AGG = re.compile(rf"^(count|sum|avg|min|max)\((\*|{FIELD})\)(?:\s+as\s+({FIELD}))?$")
 KEY = re.compile(rf"^(?:bin\(([0-9]+)\s*([a-z]+)\)|({FIELD}))(?:\s+as\s+({FIELD}))?$")
 
 
@@ -236,7 +239,7 @@ def run(plan, events, start_ms, end_ms, limit) -> list[dict]:
                         nums = [number(v) for v in vals] if field not in times else vals
                         nums = [n for n in nums if n is not None]
                         if nums:
-                            o[name] = {"sum": sum, "min": min, "max": max}[fn](nums)
+                            o[name] = {"sum": sum, "avg": lambda n: sum(n) / len(n), "min": min, "max": max}[fn](nums)
                             if field in times:
                                 times.add(name)
                 out.append(o)
