@@ -148,9 +148,10 @@ def matches(row: dict, conds) -> bool:
     return True
 
 
-def discovered(path: str) -> dict[str, list]:
-    """The events' discovered fields as columns (None where an event has none); kept beside the
-    file (marshal) so the many queries of a test run parse it once."""
+def discovered(path: str) -> dict[str, bytes]:
+    """The events' discovered fields as columns (None where an event has none), each marshalled
+    on its own so that a query decodes only the fields it reads; kept beside the file so the many
+    queries of a test run parse it once."""
     cache = path + ".marshal"
     try:
         if os.path.getmtime(cache) >= os.path.getmtime(path):
@@ -174,7 +175,7 @@ def discovered(path: str) -> dict[str, list]:
             docs.append(row)
     names = sorted({k for d in docs for k in d})
     # Repeated values interned: marshal then writes each once (small cache, fast load).
-    columns = {k: [sys.intern(v) if isinstance(v, str) else v for v in (d.get(k) for d in docs)] for k in names}
+    columns = {k: marshal.dumps([sys.intern(v) if isinstance(v, str) else v for v in (d.get(k) for d in docs)]) for k in names}
     tmp = f"{cache}.{os.getpid()}"
     with open(tmp, "wb") as f:
         marshal.dump(columns, f)
@@ -201,9 +202,10 @@ def referenced(plan) -> set[str] | None:
     return names if shaped else None
 
 
-def run(plan, events, start_ms, end_ms, limit) -> list[dict]:
+def run(plan, columns: dict[str, bytes], start_ms, end_ms, limit) -> list[dict]:
     wanted = referenced(plan)
-    names = [k for k in events if wanted is None or k in wanted]
+    names = [k for k in columns if wanted is None or k in wanted]
+    events = {k: marshal.loads(columns[k]) for k in set(names) | {"@timestamp"}}
     stamps = events["@timestamp"]
     rows = []
     for i, at in enumerate(stamps):
