@@ -143,7 +143,8 @@ aws_report_input() {
       else (map(select((.[$v] | num) != null and (.[$n] | num // 0) > 0)) | map([(.[$v] | num), (.[$n] | num)])) as $p
         | if ($p | length) == 0 then null else ($p | map(.[0] * .[1]) | add) / ($p | map(.[1]) | add) end end;
     # Quality per device and UTC day, as report.sh gives it for Azure; a day whose rows came from
-    # two windows (a split result) is joined: counts added, means weighted, the worst kept.
+    # two windows (a split result) is joined: counts added, means weighted, the worst kept. Where
+    # a 1d bin starts is not documented (docs/platform.md §16): bins off 00:00 UTC leave it out.
     ([$quality[0][] | select(.Device != null and .day != null) | .device = .Device | select(mine)
       | .day_epoch = (.day | epoch)]) as $qrows
     | ($qrows | all(.day_epoch != null and (.day_epoch | floor) % 86400 == 0)) as $days_aligned

@@ -916,7 +916,8 @@ async fn the_documented_lines_are_the_printed_ones() {
 async fn quality_is_in_the_line_under_the_azure_names() {
     let (api, function) = start().await;
     let bodies = [
-        r#"{"device": "den", "quality": {"probes": 8, "lost": 2, "rtt_p50_ms": 12.5, "rtt_p95_ms": 40.25, "dns_ms": 3.5}}"#,
+        r#"{"device": "den", "quality": {"probes": 9, "lost": 1, "rtt_p50_ms": 12.5, "rtt_p95_ms": 40.25, "dns_ms": 3}}"#,
+        r#"{"device": "den", "quality": {"probes": 4, "lost": 4, "rtt_p50_ms": null, "rtt_p95_ms": null, "dns_ms": null}}"#,
         r#"{"device": "den", "quality": {"probes": 4, "lost": 4, "rtt_p50_ms": null, "rtt_p95_ms": null, "dns_ms": 7}}"#,
         r#"{"device": "den", "quality": {"probes": 3, "lost": 0, "rtt_p50_ms": 1, "rtt_p95_ms": 2, "dns_ms": null}}"#,
         r#"{"device": "den", "quality": null}"#,
@@ -937,29 +938,52 @@ async fn quality_is_in_the_line_under_the_azure_names() {
             .collect();
         Value::Object(fields)
     };
+    // The two fragments docs/telemetry.md shows ("Telemetry on AWS") are what the binary adds.
+    let doc = std::fs::read_to_string(support::repo_root().join("docs/telemetry.md")).unwrap();
+    let fragment = |start: &str| -> Value {
+        let at = doc
+            .find(&format!("`{start}"))
+            .unwrap_or_else(|| panic!("docs/telemetry.md shows `{start}…`"));
+        let text = &doc[at + 1..];
+        serde_json::from_str(&format!("{{{}}}", &text[..text.find('`').unwrap()])).unwrap()
+    };
     assert_eq!(
         quality(&lines[0]),
-        json!({"quality_probes": 8, "quality_lost": 2, "quality_rtt_p50_ms": 12.5,
-               "quality_rtt_p95_ms": 40.25, "quality_dns_ms": 3.5})
+        fragment(r#""quality_probes":9,"#),
+        "the documented example"
+    );
+    assert_eq!(
+        quality(&lines[0]),
+        json!({"quality_probes": 9, "quality_lost": 1, "quality_rtt_p50_ms": 12.5,
+               "quality_rtt_p95_ms": 40.25, "quality_dns_ms": 3.0})
     );
     assert_eq!(
         quality(&lines[1]),
+        fragment(r#""quality_probes":4,"quality_lost":4"#),
+        "every attempt lost, no DNS: the documented fields only"
+    );
+    assert_eq!(
+        quality(&lines[1]),
+        json!({"quality_probes": 4, "quality_lost": 4})
+    );
+    assert_eq!(
+        quality(&lines[2]),
         json!({"quality_probes": 4, "quality_lost": 4, "quality_dns_ms": 7.0}),
         "every attempt lost: no round-trip fields"
     );
     assert_eq!(
-        quality(&lines[2]),
+        quality(&lines[3]),
         json!({"quality_probes": 3, "quality_lost": 0, "quality_rtt_p50_ms": 1.0,
                "quality_rtt_p95_ms": 2.0}),
         "no DNS time: no DNS field"
     );
-    assert_eq!(quality(&lines[3]), json!({}), "quality: null is none");
-    assert_eq!(quality(&lines[4]), json!({}), "no quality is none");
-    for line in &lines[..3] {
+    assert_eq!(quality(&lines[4]), json!({}), "quality: null is none");
+    assert_eq!(quality(&lines[5]), json!({}), "no quality is none");
+    for line in &lines[..4] {
         let declared = check_emf(line).unwrap();
         assert!(declared.iter().all(|m| !m.starts_with("quality")), "{line}");
         assert_eq!(line["event"], "heartbeat");
     }
-    assert_eq!(check_emf(&lines[4]), Ok(vec!["Heartbeat".to_owned()]));
+    assert_eq!(check_emf(&lines[5]), Ok(vec!["Heartbeat".to_owned()]));
     assert_key_never_printed(&function, &api);
 }
