@@ -851,3 +851,85 @@ async fn the_documented_lines_are_the_printed_ones() {
         }
     }
 }
+
+/// The quality figures are plain fields of the heartbeat line, named as Azure's
+/// `customDimensions` (docs/telemetry.md) so the AWS report's Logs Insights query
+/// (queries/report-aws/quality.logsinsights) sums what Azure's does: probes and lost whenever the
+/// heartbeat carried quality, the round trips only when measured (both), DNS only when it resolved;
+/// a heartbeat without quality has none of them. They are no metrics: the EMF directive still
+/// declares only Heartbeat, LossPct and RttP95Ms.
+#[tokio::test(flavor = "multi_thread")]
+async fn quality_is_in_the_line_under_the_azure_names() {
+    let (api, function) = start().await;
+    let bodies = [
+        r#"{"device": "den", "quality": {"probes": 9, "lost": 1, "rtt_p50_ms": 12.5, "rtt_p95_ms": 40.25, "dns_ms": 3}}"#,
+        r#"{"device": "den", "quality": {"probes": 4, "lost": 4, "rtt_p50_ms": null, "rtt_p95_ms": null, "dns_ms": null}}"#,
+        r#"{"device": "den", "quality": {"probes": 4, "lost": 4, "rtt_p50_ms": null, "rtt_p95_ms": null, "dns_ms": 7}}"#,
+        r#"{"device": "den", "quality": {"probes": 3, "lost": 0, "rtt_p50_ms": 1, "rtt_p95_ms": 2, "dns_ms": null}}"#,
+        r#"{"device": "den", "quality": null}"#,
+        r#"{"device": "den"}"#,
+    ];
+    for body in bodies {
+        assert_eq!(api.request(&UrlRequest::heartbeat(body)).await.status, 200);
+    }
+    let lines = function.wait_lines(bodies.len()).await;
+    assert_eq!(lines.len(), bodies.len(), "{lines:?}");
+    let quality = |line: &Value| -> Value {
+        let fields: serde_json::Map<String, Value> = line
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("quality"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Value::Object(fields)
+    };
+    // The two fragments docs/telemetry.md shows ("Telemetry on AWS") are what the binary adds.
+    let doc = std::fs::read_to_string(support::repo_root().join("docs/telemetry.md")).unwrap();
+    let fragment = |start: &str| -> Value {
+        let at = doc
+            .find(&format!("`{start}"))
+            .unwrap_or_else(|| panic!("docs/telemetry.md shows `{start}…`"));
+        let text = &doc[at + 1..];
+        serde_json::from_str(&format!("{{{}}}", &text[..text.find('`').unwrap()])).unwrap()
+    };
+    assert_eq!(
+        quality(&lines[0]),
+        fragment(r#""quality_probes":9,"#),
+        "the documented example"
+    );
+    assert_eq!(
+        quality(&lines[0]),
+        json!({"quality_probes": 9, "quality_lost": 1, "quality_rtt_p50_ms": 12.5,
+               "quality_rtt_p95_ms": 40.25, "quality_dns_ms": 3.0})
+    );
+    assert_eq!(
+        quality(&lines[1]),
+        fragment(r#""quality_probes":4,"quality_lost":4"#),
+        "every attempt lost, no DNS: the documented fields only"
+    );
+    assert_eq!(
+        quality(&lines[1]),
+        json!({"quality_probes": 4, "quality_lost": 4})
+    );
+    assert_eq!(
+        quality(&lines[2]),
+        json!({"quality_probes": 4, "quality_lost": 4, "quality_dns_ms": 7.0}),
+        "every attempt lost: no round-trip fields"
+    );
+    assert_eq!(
+        quality(&lines[3]),
+        json!({"quality_probes": 3, "quality_lost": 0, "quality_rtt_p50_ms": 1.0,
+               "quality_rtt_p95_ms": 2.0}),
+        "no DNS time: no DNS field"
+    );
+    assert_eq!(quality(&lines[4]), json!({}), "quality: null is none");
+    assert_eq!(quality(&lines[5]), json!({}), "no quality is none");
+    for line in &lines[..4] {
+        let declared = check_emf(line).unwrap();
+        assert!(declared.iter().all(|m| !m.starts_with("quality")), "{line}");
+        assert_eq!(line["event"], "heartbeat");
+    }
+    assert_eq!(check_emf(&lines[5]), Ok(vec!["Heartbeat".to_owned()]));
+    assert_key_never_printed(&function, &api);
+}

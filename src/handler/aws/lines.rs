@@ -152,6 +152,7 @@ pub fn heartbeat_line(record: &RequestRecord<'_>, heartbeat: &Heartbeat) -> Valu
     for metric in metrics {
         line.insert(metric.name.to_owned(), metric.value);
     }
+    quality_fields(&mut line, heartbeat);
     line.insert("client_ip".to_owned(), json!(ip_text(record)));
     if let Some(seq) = heartbeat.seq {
         line.insert("seq".to_owned(), json!(seq));
@@ -166,6 +167,28 @@ pub fn heartbeat_line(record: &RequestRecord<'_>, heartbeat: &Heartbeat) -> Valu
     line.insert("outages".to_owned(), json!(heartbeat.outages.len()));
     line.insert("request_id".to_owned(), json!(record.request_id));
     Value::Object(line)
+}
+
+/// The quality figures as plain fields of the line (not metrics: no cost but the bytes), under
+/// the names of the Azure `customDimensions` (docs/telemetry.md): `quality_probes` and
+/// `quality_lost` whenever the heartbeat carried quality; `quality_rtt_p50_ms` and
+/// `quality_rtt_p95_ms` only when both were measured (any attempt connected), `quality_dns_ms`
+/// only when the name resolved. Where Azure writes an empty value the line has no field, which
+/// Logs Insights' `count(f)`, `sum(f)` and `avg(f)` leave out (queries/report-aws/quality.logsinsights,
+/// docs/platform.md §16). `quality_loss_pct` is not repeated: it is the `LossPct` metric.
+fn quality_fields(line: &mut Map<String, Value>, heartbeat: &Heartbeat) {
+    let Some(quality) = &heartbeat.quality else {
+        return;
+    };
+    line.insert("quality_probes".to_owned(), json!(quality.probes));
+    line.insert("quality_lost".to_owned(), json!(quality.lost));
+    if let (Some(p50), Some(p95)) = (quality.rtt_p50_ms, quality.rtt_p95_ms) {
+        line.insert("quality_rtt_p50_ms".to_owned(), json!(p50));
+        line.insert("quality_rtt_p95_ms".to_owned(), json!(p95));
+    }
+    if let Some(dns) = quality.dns_ms {
+        line.insert("quality_dns_ms".to_owned(), json!(dns));
+    }
 }
 
 /// One reported outage's line.

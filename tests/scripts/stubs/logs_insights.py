@@ -8,7 +8,10 @@ queries, not from canned answers:
   commands  ``fields a, b``  ``filter COND``  ``stats AGG [as n], ... by KEY [as n], ...``
             ``sort F asc|desc``  ``limit N``, separated by ``|``; ``#`` starts a comment
   COND      ``f = "text"``, ``f != "text"``, ``f = 12``, ``ispresent(f)``, joined by ``and``
-  AGG       ``count(*)``, ``count(f)`` (events where f exists), ``sum(f)``, ``min(f)``, ``max(f)``
+  AGG       ``count(*)``, ``count(f)`` (events where f exists), ``sum(f)``, ``avg(f)``, ``min(f)``,
+            ``max(f)``: sum, avg, min and max over the events that have f (an event without it
+            adds nothing, as "the values in the specified field" says); a group where no event
+            has f gets no value for it
   KEY       a field, or ``bin(N m|h|d)`` (of @timestamp)
 
 Anything else is a MalformedQueryException, as the service refuses a query it cannot parse.
@@ -61,7 +64,7 @@ def split_commands(text: str) -> list[str]:
 
 FIELD = r"@?[A-Za-z_][A-Za-z0-9_.]*"
 COND = re.compile(rf"^(?:ispresent\(({FIELD})\)|({FIELD})\s*(=|!=)\s*(\"[^\"]*\"|-?[0-9]+(?:\.[0-9]+)?))$")
-AGG = re.compile(rf"^(count|sum|min|max)\((\*|{FIELD})\)(?:\s+as\s+({FIELD}))?$")
+AGG = re.compile(rf"^(count|sum|avg|min|max)\((\*|{FIELD})\)(?:\s+as\s+({FIELD}))?$")
 KEY = re.compile(rf"^(?:bin\(([0-9]+)\s*([a-z]+)\)|({FIELD}))(?:\s+as\s+({FIELD}))?$")
 
 
@@ -145,9 +148,10 @@ def matches(row: dict, conds) -> bool:
     return True
 
 
-def discovered(path: str) -> dict[str, list]:
-    """The events' discovered fields as columns (None where an event has none); kept beside the
-    file (marshal) so the many queries of a test run parse it once."""
+def discovered(path: str) -> dict[str, bytes]:
+    """The events' discovered fields as columns (None where an event has none), each marshalled
+    on its own so that a query decodes only the fields it reads; kept beside the file so the many
+    queries of a test run parse it once."""
     cache = path + ".marshal"
     try:
         if os.path.getmtime(cache) >= os.path.getmtime(path):
@@ -171,7 +175,7 @@ def discovered(path: str) -> dict[str, list]:
             docs.append(row)
     names = sorted({k for d in docs for k in d})
     # Repeated values interned: marshal then writes each once (small cache, fast load).
-    columns = {k: [sys.intern(v) if isinstance(v, str) else v for v in (d.get(k) for d in docs)] for k in names}
+    columns = {k: marshal.dumps([sys.intern(v) if isinstance(v, str) else v for v in (d.get(k) for d in docs)]) for k in names}
     tmp = f"{cache}.{os.getpid()}"
     with open(tmp, "wb") as f:
         marshal.dump(columns, f)
@@ -198,9 +202,10 @@ def referenced(plan) -> set[str] | None:
     return names if shaped else None
 
 
-def run(plan, events, start_ms, end_ms, limit) -> list[dict]:
+def run(plan, columns: dict[str, bytes], start_ms, end_ms, limit) -> list[dict]:
     wanted = referenced(plan)
-    names = [k for k in events if wanted is None or k in wanted]
+    names = [k for k in columns if wanted is None or k in wanted]
+    events = {k: marshal.loads(columns[k]) for k in set(names) | {"@timestamp"}}
     stamps = events["@timestamp"]
     rows = []
     for i, at in enumerate(stamps):
@@ -236,7 +241,7 @@ def run(plan, events, start_ms, end_ms, limit) -> list[dict]:
                         nums = [number(v) for v in vals] if field not in times else vals
                         nums = [n for n in nums if n is not None]
                         if nums:
-                            o[name] = {"sum": sum, "min": min, "max": max}[fn](nums)
+                            o[name] = {"sum": sum, "avg": lambda n: sum(n) / len(n), "min": min, "max": max}[fn](nums)
                             if field in times:
                                 times.add(name)
                 out.append(o)
