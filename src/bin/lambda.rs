@@ -119,6 +119,13 @@ async fn serve_reminders() -> ExitCode {
     let served = lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let reminders = Arc::clone(&reminders);
         async move {
+            if let Err(message) = reminders::check_scheduled_event(&event.payload) {
+                eprintln!("lambda: error: reminders: {message}");
+                return Err(Diagnostic {
+                    error_type: "Reminders.NotScheduled".to_owned(),
+                    error_message: message,
+                });
+            }
             let now = reminders::event_time(&event.payload, chrono::Utc::now());
             match reminders.run(now).await {
                 Ok(report) => Ok(serde_json::json!({

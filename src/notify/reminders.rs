@@ -368,6 +368,18 @@ impl Reminders {
     }
 }
 
+/// Only an EventBridge scheduled event (`source` `aws.events`, `detail-type` `Scheduled Event`,
+/// docs/platform.md §17) starts a run; anything else is refused with one line. Only EventBridge
+/// may invoke the reminder function (its resource policy), so this is a second lock.
+pub fn check_scheduled_event(event: &serde_json::Value) -> Result<(), String> {
+    let field = |name: &str| event.get(name).and_then(|v| v.as_str());
+    if field("source") == Some("aws.events") && field("detail-type") == Some("Scheduled Event") {
+        Ok(())
+    } else {
+        Err("not an EventBridge scheduled event (source aws.events, detail-type Scheduled Event); nothing done".to_owned())
+    }
+}
+
 /// The time a scheduled event was due (its `time` field, EventBridge's documented
 /// `2015-10-08T16:53:06Z` form), else `fallback`. The run measures "in ALARM for at least the
 /// interval" against it, so a late delivery does not shift the ticks.
