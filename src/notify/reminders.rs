@@ -93,7 +93,8 @@ impl AlarmReader {
     }
 
     /// Every alarm named with the prefix that is in ALARM, all pages (at most [`MAX_PAGES`]).
-    pub async fn in_alarm(&self, now: DateTime<Utc>) -> Result<Vec<SilentAlarm>, QueryError> {
+    /// Requests are signed with the clock (AWS refuses a signature more than 15 minutes off).
+    pub async fn in_alarm(&self) -> Result<Vec<SilentAlarm>, QueryError> {
         let page_size = PAGE_SIZE.to_string();
         let mut alarms = Vec::new();
         let mut token: Option<String> = None;
@@ -107,7 +108,7 @@ impl AlarmReader {
             if let Some(t) = &token {
                 params.push(("NextToken", t.as_str()));
             }
-            let text = self.api.call("DescribeAlarms", &params, now).await?;
+            let text = self.api.call("DescribeAlarms", &params, Utc::now()).await?;
             let (page, next) = parse_page(&text)?;
             alarms.extend(
                 page.into_iter()
@@ -306,14 +307,15 @@ impl Reminders {
         Ok(Reminders::new(reader, publisher, every, silence))
     }
 
-    /// One scheduled run as of `now`: one reminder per alarm in ALARM for at least the interval.
+    /// One scheduled run as of `now` (the tick's time; only the age of each alarm is measured
+    /// against it, requests are signed with the clock): one reminder per alarm in ALARM for at least the interval.
     /// Prints one JSON line per reminder and one for the run. An error (the alarms could not be
     /// read, or a reminder could not be published) is one line without a secret; the reminders
     /// published before it stay published.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<RunReport, String> {
         let alarms = self
             .reader
-            .in_alarm(now)
+            .in_alarm()
             .await
             .map_err(|e| format!("cloudwatch DescribeAlarms {e}"))?;
         let due = ChronoDuration::minutes(i64::from(self.every_minutes));
