@@ -80,7 +80,7 @@ def test_reminder_resources_by_default():
     actions = {s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"]): s["Resource"] for s in statements}
     assert actions == {
         ("logs:CreateLogStream", "logs:PutLogEvents"): "<ReminderLogGroup.Arn>",
-        "cloudwatch:DescribeAlarms": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:ispmon-silent-*",
+        "cloudwatch:DescribeAlarms": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*",
         "sns:Publish": "<ref:Topic>",
     }
     sids = [s["Sid"] for s in resources["TopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]]
