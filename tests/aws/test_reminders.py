@@ -212,3 +212,46 @@ def test_reminders_at_the_expected_ticks_and_none_after_ok(attic_lines, tmp_path
     assert R * 60 <= sent_at[0] - fired < 2 * R * 60, "the first reminder comes one to two intervals after the ALARM email"
     assert all(b - a == R * 60 for a, b in zip(sent_at, sent_at[1:])), "one reminder per interval"
     assert not [t for t in sent_at if t >= resolved], "none after OK"
+
+
+def test_the_standin_answers_what_botocore_parses(tmp_path):
+    """The stand-in's DescribeAlarms answer is read by botocore's own Query-protocol parser with
+    CloudWatch's service model (what AWS's SDK expects), and its paging and filters hold; an answer
+    botocore cannot read as DescribeAlarmsResult is refused by it (the check can fail)."""
+    import argparse
+
+    import botocore.session
+    from botocore.parsers import ResponseParserError, create_parser
+    from sns_standin import describe_alarms
+
+    alarms = tmp_path / "alarms.json"
+    alarms.write_text(json.dumps([
+        {"name": "ispmon-silent-attic", "device": "attic & loft", "state": "ALARM", "transitioned": "2026-12-01T10:00:00.000Z", "updated": "2026-12-01T10:20:00.000Z"},
+        {"name": "ispmon-silent-den", "device": "den", "state": "ALARM", "transitioned": "2026-12-01T10:05:00.000Z"},
+        {"name": "ispmon-silent-office", "device": "office", "state": "OK", "transitioned": "2026-12-01T09:00:00.000Z"},
+        {"name": "other-alarm", "device": "x", "state": "ALARM", "transitioned": "2026-12-01T09:00:00.000Z"},
+    ]))  # fmt: skip
+    args = argparse.Namespace(alarms=str(alarms), page_size=1, region="eu-west-1")
+    model = botocore.session.get_session().get_service_model("cloudwatch")
+    shape = model.operation_model("DescribeAlarms").output_shape
+    parser = create_parser("query")
+    base = {"Action": "DescribeAlarms", "Version": "2010-08-01", "AlarmNamePrefix": "ispmon-silent-", "StateValue": "ALARM", "MaxRecords": "100"}
+
+    def page(params):
+        status, xml = describe_alarms(params, args)
+        assert status == 200, xml
+        return parser.parse({"body": xml, "headers": {}, "status_code": 200}, shape)
+
+    first = page(base)
+    assert [a["AlarmName"] for a in first["MetricAlarms"]] == ["ispmon-silent-attic"]
+    attic = first["MetricAlarms"][0]
+    assert attic["Dimensions"] == [{"Name": "Device", "Value": "attic & loft"}]
+    assert attic["StateTransitionedTimestamp"].isoformat() == "2026-12-01T10:00:00+00:00"
+    assert attic["StateUpdatedTimestamp"].isoformat() == "2026-12-01T10:20:00+00:00"
+    second = page({**base, "NextToken": first["NextToken"]})
+    assert [a["AlarmName"] for a in second["MetricAlarms"]] == ["ispmon-silent-den"]
+    assert "NextToken" not in second
+    status, xml = describe_alarms({**base, "NextToken": "made-up"}, args)
+    assert status == 400 and b"InvalidNextToken" in xml
+    with pytest.raises(ResponseParserError):
+        parser.parse({"body": b"this is not XML <<<", "headers": {}, "status_code": 200}, shape)
