@@ -135,6 +135,17 @@ def attic_lines() -> list[str]:
     return out
 
 
+def botocore_describe_alarms() -> dict[str, str]:
+    """The form fields botocore's Query serializer makes of DescribeAlarms with our filters."""
+    import botocore.session
+    from botocore.serialize import create_serializer
+
+    model = botocore.session.get_session().get_service_model("cloudwatch")
+    params = {"AlarmNamePrefix": "ispmon-silent-", "StateValue": "ALARM", "AlarmTypes": ["MetricAlarm"], "MaxRecords": 100}
+    body = create_serializer("query").serialize_to_request(params, model.operation_model("DescribeAlarms"))["body"]
+    return {k: str(v) for k, v in body.items()}
+
+
 def last_change(sim: AlarmSim) -> float:
     """When the simulated alarm's state value last changed (its StateTransitionedTimestamp)."""
     changed, previous = T0, None
@@ -197,6 +208,9 @@ def test_reminders_at_the_expected_ticks_and_none_after_ok(attic_lines, tmp_path
                 time.sleep(0.05)
                 published = [r for r in standin.records[seen:] if r["params"].get("Action") == "Publish"]
                 assert all(r["verified"] for r in standin.records[seen:])
+                # The binary's DescribeAlarms is the request botocore itself would build.
+                described = [r["params"] for r in standin.records[seen:] if r["params"].get("Action") == "DescribeAlarms"]
+                assert described == [botocore_describe_alarms()], described
                 assert answer["reminded"] == ["attic"] * len(published)
                 sent_at += [tick] * len(published)
                 for r in published:
