@@ -13,7 +13,10 @@
 //! invoked only by its EventBridge schedule and with no Function URL): each scheduled event
 //! lists this stack's silence alarms in ALARM and publishes one reminder per alarm that has been
 //! in ALARM for `ISP_MONITOR_REMINDER_MINUTES` (`isp_monitor::notify::reminders`,
-//! docs/platform.md §17). It needs no function key; a configuration it cannot use is an
+//! docs/platform.md §17). Its configuration (aws/template.yaml sets it): `ISP_MONITOR_SNS_TOPIC_ARN`,
+//! `ISP_MONITOR_ALARM_PREFIX` (`<NamePrefix>-silent-`), `ISP_MONITOR_REMINDER_MINUTES` (5, 10, 15,
+//! 30 or 60), optionally `ISP_MONITOR_SILENCE_MINUTES` and `ISP_MONITOR_CLOUDWATCH_ENDPOINT` /
+//! `ISP_MONITOR_SNS_ENDPOINT` (tests). It needs no function key; a configuration it cannot use is an
 //! initialization error, as above. A run that cannot read the alarms or publish a reminder is
 //! reported to the Runtime API as a failed invocation (`Reminders.Failed`), with one line saying
 //! why and no secret.
