@@ -376,20 +376,22 @@ pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
 pub fn xml_children<'a>(xml: &'a str, tag: &str) -> Option<Vec<&'a str>> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
+    let find = |pattern: &str, from: usize| xml[from..].find(pattern).map(|i| i + from);
     let mut out = Vec::new();
     let mut depth = 0usize;
     let mut start = 0usize;
-    let mut at = 0usize;
+    // Each search runs once per tag found, from where the last one of its kind ended: linear in
+    // the answer's length, whatever a peer nests.
+    let mut next_open = find(&open, 0);
+    let mut next_close = find(&close, 0);
     loop {
-        let next_open = xml[at..].find(&open).map(|i| i + at);
-        let next_close = xml[at..].find(&close).map(|i| i + at);
         match (next_open, next_close) {
             (Some(o), Some(c)) if o < c => {
                 if depth == 0 {
                     start = o + open.len();
                 }
                 depth += 1;
-                at = o + open.len();
+                next_open = find(&open, o + open.len());
             }
             (_, Some(c)) => {
                 if depth == 0 {
@@ -399,7 +401,7 @@ pub fn xml_children<'a>(xml: &'a str, tag: &str) -> Option<Vec<&'a str>> {
                 if depth == 0 {
                     out.push(&xml[start..c]);
                 }
-                at = c + close.len();
+                next_close = find(&close, c + close.len());
             }
             (Some(_), None) => return None,
             (None, None) => return if depth == 0 { Some(out) } else { None },
@@ -461,6 +463,16 @@ mod tests {
         assert_eq!(xml_children("<member>a", "member"), None);
         assert_eq!(xml_children("a</member>", "member"), None);
         assert_eq!(xml_children("none", "member"), Some(vec![]));
+    }
+
+    /// A peer's deepest nesting within the size bound is read in linear time.
+    #[test]
+    fn xml_children_is_linear() {
+        let n = MAX_RESPONSE_BYTES / 20;
+        let xml = format!("{}{}", "<member>".repeat(n), "</member>".repeat(n));
+        let started = std::time::Instant::now();
+        assert_eq!(xml_children(&xml, "member").map(|c| c.len()), Some(1));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     /// Default endpoints are regional; China regions use amazonaws.com.cn; plain HTTP only to
