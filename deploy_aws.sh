@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deploy_aws.sh: puts ISP Monitor's heartbeat endpoint on AWS Lambda (a Function URL, CloudWatch
-# logs and one silence alarm per device, an SNS email topic) and writes its URL and key into .env,
+# logs and one silence alarm per device, reminders while one stays silent, an SNS email topic) and
+# writes its URL and key into .env,
 # ready for ./start_heartbeat.sh.
 #
 # Usage: ./deploy_aws.sh [--check | --what-if | --package | --help]
@@ -83,6 +84,10 @@ settings_problems() {
   fi
   if [[ -n ${SILENCE_MINUTES:-} && ! $SILENCE_MINUTES =~ ^([2-9]|[1-5][0-9]|60)$ ]]; then
     echo "SILENCE_MINUTES $SILENCE_MINUTES must be a whole number from 2 to 60 on AWS (one alarm period a minute): fix it in $ENV_FILE"
+  fi
+  # The same values as deploy.sh accepts (aws/template.yaml, ReminderMinutes AllowedValues).
+  if [[ -n ${REMINDER_MINUTES:-} && ! $REMINDER_MINUTES =~ ^(0|5|10|15|30|60)$ ]]; then
+    echo "REMINDER_MINUTES '$REMINDER_MINUTES' must be one of 0 (off), 5, 10, 15, 30 or 60: fix it in $ENV_FILE"
   fi
   if [[ -n ${AWS_FUNCTION_KEY:-} && ! $AWS_FUNCTION_KEY =~ ^[A-Za-z0-9_=-]{32,128}$ ]]; then
     echo "AWS_FUNCTION_KEY in $ENV_FILE must be 32 to 128 letters, digits, '_', '-' or '=': remove the line and a new key is generated"
@@ -289,11 +294,13 @@ parameters_file() {
   (umask 077 && : >"$file")
   ISP_MONITOR_KEY=${AWS_FUNCTION_KEY:-} ISP_MONITOR_EMAIL=$ALERT_EMAIL ISP_MONITOR_DEVICES=$HEARTBEAT_DEVICES \
     jq -n --arg prefix "$NAME_PREFIX" --arg silence "${SILENCE_MINUTES:-}" --arg key_mode "$1" \
+    --arg reminders "${REMINDER_MINUTES:-}" \
     --arg code_mode "$2" --arg bucket "${BUCKET:-}" --arg code "${CODE_KEY:-}" '
     def p(k; v): {ParameterKey: k, ParameterValue: v};
     def prev(k): {ParameterKey: k, UsePreviousValue: true};
     [p("NamePrefix"; $prefix), p("AlertEmail"; env.ISP_MONITOR_EMAIL), p("DeviceNames"; env.ISP_MONITOR_DEVICES),
      (if $silence != "" then p("SilenceMinutes"; $silence) else empty end),
+     (if $reminders != "" then p("ReminderMinutes"; $reminders) else empty end),
      (if $key_mode == "value" then p("FunctionKey"; env.ISP_MONITOR_KEY) else prev("FunctionKey") end),
      (if $code_mode == "value" then p("CodeS3Bucket"; $bucket), p("CodeS3Key"; $code)
       else prev("CodeS3Bucket"), prev("CodeS3Key") end),
@@ -453,6 +460,10 @@ check_all() {
   done < <(settings_problems)
   [[ -n ${ALERT_EMAIL:-} ]] && report ok "alerts go to $ALERT_EMAIL (SNS asks it to confirm once)"
   report ok "devices watched: $HEARTBEAT_DEVICES (one silence alarm each)"
+  case ${REMINDER_MINUTES:-15} in
+    0) report ok "reminders while a device stays silent: off (REMINDER_MINUTES=0)" ;;
+    5 | 10 | 15 | 30 | 60) report ok "reminders while a device stays silent: every ${REMINDER_MINUTES:-15} minutes (REMINDER_MINUTES)" ;;
+  esac
   if [[ -n ${AWS_FUNCTION_KEY:-} ]]; then
     report ok "function key kept in $ENV_FILE (AWS_FUNCTION_KEY)"
   else

@@ -9,6 +9,18 @@
 //! fails closed: it reports an initialization error to the Runtime API (`/runtime/init/error`),
 //! prints why on stderr, and exits 1 without serving one request.
 //!
+//! Reminder role (`ISP_MONITOR_ROLE=reminders`, a second function from the same lambda.zip,
+//! invoked only by its EventBridge schedule and with no Function URL): each scheduled event
+//! lists this stack's silence alarms in ALARM and publishes one reminder per alarm that has been
+//! in ALARM for `ISP_MONITOR_REMINDER_MINUTES` (`isp_monitor::notify::reminders`,
+//! docs/platform.md §17). Its configuration (aws/template.yaml sets it): `ISP_MONITOR_SNS_TOPIC_ARN`,
+//! `ISP_MONITOR_ALARM_PREFIX` (`<NamePrefix>-silent-`), `ISP_MONITOR_REMINDER_MINUTES` (5, 10, 15,
+//! 30 or 60), optionally `ISP_MONITOR_SILENCE_MINUTES` and `ISP_MONITOR_CLOUDWATCH_ENDPOINT` /
+//! `ISP_MONITOR_SNS_ENDPOINT` (tests). It needs no function key; a configuration it cannot use is an
+//! initialization error, as above. A run that cannot read the alarms or publish a reminder is
+//! reported to the Runtime API as a failed invocation (`Reminders.Failed`), with one line saying
+//! why and no secret.
+//!
 //! Exit codes: 1 when it cannot start (no key, not on Lambda) or the runtime loop fails.
 
 use std::convert::Infallible;
@@ -21,6 +33,8 @@ use isp_monitor::handler::aws::key::FunctionKey;
 use isp_monitor::handler::aws::lines::CloudWatchLines;
 use isp_monitor::handler::aws::notify::{OutageNotifier, TOPIC_ARN_VAR};
 use isp_monitor::notify::SnsOutageNotifier;
+use isp_monitor::notify::reminders::{self, Reminders};
+use lambda_http::lambda_runtime::{self, Diagnostic, LambdaEvent};
 use lambda_http::service_fn;
 
 /// What the Lambda runtime client needs from the environment (Lambda sets them all); checked
@@ -57,6 +71,9 @@ fn main() -> ExitCode {
         eprintln!("lambda: error: AWS_LAMBDA_FUNCTION_MEMORY_SIZE is not a number of MB");
         return ExitCode::from(1);
     }
+    if env(reminders::ROLE_ENV).as_deref() == Some(reminders::ROLE_REMINDERS) {
+        return runtime.block_on(serve_reminders());
+    }
     let key = match FunctionKey::from_env(env) {
         Ok(key) => key,
         Err(message) => {
@@ -82,6 +99,53 @@ fn main() -> ExitCode {
         let front_end = Arc::clone(&front_end);
         async move { Ok::<_, Infallible>(front_end.handle(request).await) }
     })));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("lambda: error: the runtime loop failed: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The reminder role: one run per scheduled event (docs/platform.md §17).
+async fn serve_reminders() -> ExitCode {
+    let reminders = match Reminders::from_env() {
+        Ok(r) => Arc::new(r),
+        Err(message) => {
+            let message = format!("reminders: {message}");
+            eprintln!("lambda: error: {message}");
+            report_init_error(&message).await;
+            return ExitCode::from(1);
+        }
+    };
+    let served = lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let reminders = Arc::clone(&reminders);
+        async move {
+            if let Err(message) = reminders::check_scheduled_event(&event.payload) {
+                eprintln!("lambda: error: reminders: {message}");
+                return Err(Diagnostic {
+                    error_type: "Reminders.NotScheduled".to_owned(),
+                    error_message: message,
+                });
+            }
+            let now = reminders::event_time(&event.payload, chrono::Utc::now());
+            match reminders.run(now).await {
+                Ok(report) => Ok(serde_json::json!({
+                    "in_alarm": report.in_alarm,
+                    "reminded": report.sent,
+                })),
+                Err(message) => {
+                    eprintln!("lambda: error: reminders: {message}");
+                    Err(Diagnostic {
+                        error_type: "Reminders.Failed".to_owned(),
+                        error_message: message,
+                    })
+                }
+            }
+        }
+    }))
+    .await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

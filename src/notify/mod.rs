@@ -2,10 +2,15 @@
 //! stack's SNS topic (docs/aws.md, "Alarms and emails").
 //!
 //! - [`sigv4`]: AWS Signature Version 4 for one request.
-//! - [`sns`]: the SNS `Publish` call (bounded, timed out, no redirects) and the outage email text.
+//! - [`query_api`]: one signed Query API call (bounded, timed out, no redirects), shared by:
+//! - [`sns`]: the SNS `Publish` call and the outage email text;
+//! - [`reminders`]: CloudWatch `DescribeAlarms` and the reminder emails while a device stays
+//!   silent (the function's reminder role, docs/platform.md §17).
 //! - [`outage`]: that publisher as the Lambda front end's outage hook.
 
 pub mod outage;
+pub mod query_api;
+pub mod reminders;
 pub mod sigv4;
 pub mod sns;
 

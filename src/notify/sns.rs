@@ -1,18 +1,17 @@
 //! Publishing one message to an SNS topic: the Query API's `Publish` action as a SigV4-signed
 //! form POST (docs/platform.md §12), with the function's own credentials from the environment.
 //!
-//! Hostile or broken peers: the request has a connect timeout and an overall timeout, the answer
-//! is read up to [`MAX_RESPONSE_BYTES`], redirects are not followed (the request carries a signed
-//! session token), plain HTTP is refused except to loopback (tests), and no error message contains
-//! the secret key, the session token or the key id.
+//! The transport is the shared Query API call (`super::query_api`): a connect timeout and an
+//! overall timeout, the answer read up to [`MAX_RESPONSE_BYTES`], no redirects followed (the
+//! request carries a signed session token), plain HTTP refused except to loopback (tests), and no
+//! error message contains the secret key, the session token or the key id.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::Url;
 
-use super::sigv4::{self, Credentials, Scope};
+use super::query_api::{self, CredentialSource, QueryClient, QueryError, one_line};
+use super::sigv4::Credentials;
 use crate::outage::{Cause, OutageReport};
 
 /// The topic outage emails go to; unset, the function sends none.
@@ -23,8 +22,8 @@ pub const ENDPOINT_ENV: &str = "ISP_MONITOR_SNS_ENDPOINT";
 
 /// SNS answers a Publish in well under a second; a function whose whole invocation is bounded at
 /// 10 s (aws/template.yaml) must give up on SNS long before that.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONNECT_TIMEOUT: Duration = query_api::CONNECT_TIMEOUT;
+pub const REQUEST_TIMEOUT: Duration = query_api::REQUEST_TIMEOUT;
 /// A PublishResponse is a few hundred bytes, an ErrorResponse under a kilobyte.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024;
 /// SNS limits: a subject under 100 characters of printable ASCII without line breaks, a message
@@ -62,24 +61,22 @@ impl std::fmt::Display for NotifyError {
 
 impl std::error::Error for NotifyError {}
 
-/// Where the credentials come from: the environment at each publish (the Lambda runtime sets
-/// them for the execution environment), or fixed ones (tests).
-#[derive(Debug, Clone)]
-enum CredentialSource {
-    Environment,
-    Fixed(Credentials),
+impl From<QueryError> for NotifyError {
+    fn from(e: QueryError) -> NotifyError {
+        match e {
+            QueryError::Config(m) => NotifyError::Config(m),
+            QueryError::Transport(m) => NotifyError::Transport(m),
+            QueryError::Refused { status, detail } => NotifyError::Refused { status, detail },
+            QueryError::BadResponse(m) => NotifyError::BadResponse(m),
+        }
+    }
 }
 
 /// Publishes to one topic. Cheap to clone (the HTTP client is shared).
 #[derive(Debug, Clone)]
 pub struct SnsPublisher {
-    client: reqwest::Client,
-    endpoint: Url,
-    /// The `Host` header as reqwest sends it (with `:port` when not the default).
-    host: String,
+    api: QueryClient,
     topic_arn: String,
-    region: String,
-    credentials: CredentialSource,
 }
 
 impl SnsPublisher {
@@ -109,62 +106,19 @@ impl SnsPublisher {
         credentials: CredentialSource,
     ) -> Result<SnsPublisher, NotifyError> {
         let (partition, region) = parse_topic_arn(topic_arn)?;
-        let default_endpoint;
-        let endpoint = match endpoint {
-            Some(e) => e,
-            None => {
-                let suffix = if partition == "aws-cn" {
-                    "amazonaws.com.cn"
-                } else {
-                    "amazonaws.com"
-                };
-                default_endpoint = format!("https://sns.{region}.{suffix}/");
-                &default_endpoint
-            }
-        };
-        let endpoint = Url::parse(endpoint)
-            .map_err(|e| NotifyError::Config(format!("{ENDPOINT_ENV} is not a URL ({e})")))?;
-        let host = endpoint
-            .host_str()
-            .ok_or_else(|| NotifyError::Config(format!("{ENDPOINT_ENV} has no host")))?
-            .to_owned();
-        match endpoint.scheme() {
-            "https" => {}
-            "http" if is_loopback(&host) => {}
-            "http" => {
-                return Err(NotifyError::Config(format!(
-                    "{ENDPOINT_ENV} must be https:// (plain http only to loopback, for tests)"
-                )));
-            }
-            other => {
-                return Err(NotifyError::Config(format!(
-                    "{ENDPOINT_ENV} has scheme {other}; use https://"
-                )));
-            }
-        }
-        if endpoint.query().is_some() || !endpoint.username().is_empty() {
-            return Err(NotifyError::Config(format!(
-                "{ENDPOINT_ENV} must have no query and no user"
-            )));
-        }
-        let host = match endpoint.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host,
-        };
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(endpoint.scheme() == "https")
-            .build()
-            .map_err(|e| NotifyError::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(SnsPublisher {
-            client,
+        let api = QueryClient::new(
             endpoint,
-            host,
-            topic_arn: topic_arn.to_owned(),
-            region,
+            ENDPOINT_ENV,
+            &partition,
+            &region,
+            "sns",
+            API_VERSION,
             credentials,
+        )?
+        .with_max_response(MAX_RESPONSE_BYTES);
+        Ok(SnsPublisher {
+            api,
+            topic_arn: topic_arn.to_owned(),
         })
     }
 
@@ -175,13 +129,7 @@ impl SnsPublisher {
         connect: Duration,
         total: Duration,
     ) -> Result<SnsPublisher, NotifyError> {
-        self.client = reqwest::Client::builder()
-            .connect_timeout(connect)
-            .timeout(total)
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(self.endpoint.scheme() == "https")
-            .build()
-            .map_err(|e| NotifyError::Config(format!("cannot build the HTTP client: {e}")))?;
+        self.api = self.api.with_timeouts(connect, total)?;
         Ok(self)
     }
 
@@ -211,78 +159,13 @@ impl SnsPublisher {
                 message.len()
             )));
         }
-        let credentials = match &self.credentials {
-            CredentialSource::Fixed(c) => c.clone(),
-            CredentialSource::Environment => credentials_from(|name| std::env::var(name).ok())?,
-        };
         let subject = sns_subject(subject);
-        let mut body = format!(
-            "Action=Publish&TopicArn={}&Message={}",
-            sigv4::form_encode(&self.topic_arn),
-            sigv4::form_encode(message)
-        );
+        let mut params = vec![("TopicArn", self.topic_arn.as_str()), ("Message", message)];
         if !subject.is_empty() {
-            body.push_str("&Subject=");
-            body.push_str(&sigv4::form_encode(&subject));
+            params.push(("Subject", subject.as_str()));
         }
-        body.push_str("&Version=");
-        body.push_str(API_VERSION);
-
-        const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
-        let signed = sigv4::sign(
-            &sigv4::Request {
-                method: "POST",
-                host: &self.host,
-                path: self.endpoint.path(),
-                headers: &[("content-type", CONTENT_TYPE)],
-                body: body.as_bytes(),
-            },
-            &credentials,
-            Scope {
-                region: &self.region,
-                service: "sns",
-            },
-            now,
-        );
-        let mut request = self
-            .client
-            .post(self.endpoint.clone())
-            .header("content-type", CONTENT_TYPE)
-            .body(body);
-        for (name, value) in signed {
-            request = request.header(name, value);
-        }
-        let secrets = credentials.secrets();
-        let response = request
-            .send()
-            .await
-            .map_err(|e| redact_error(NotifyError::Transport(describe(&e)), &secrets))?;
-        let status = response.status();
-        let text = read_bounded(response)
-            .await
-            .map_err(|e| redact_error(e, &secrets))?;
-        if status.is_redirection() {
-            return Err(NotifyError::Refused {
-                status: status.as_u16(),
-                detail: "a redirect, not followed".to_owned(),
-            });
-        }
-        if !status.is_success() {
-            let code = xml_text(&text, "Code").unwrap_or_default();
-            let message = xml_text(&text, "Message").unwrap_or_default();
-            let detail = match (code.is_empty(), message.is_empty()) {
-                (true, true) => "no error code in the answer".to_owned(),
-                (false, true) => code,
-                (true, false) => message,
-                (false, false) => format!("{code}: {message}"),
-            };
-            return Err(NotifyError::Refused {
-                status: status.as_u16(),
-                // Redacted before it is cut short, so no part of a secret can survive the cut.
-                detail: one_line(&redact(&detail, &secrets), 500),
-            });
-        }
-        match xml_text(&text, "MessageId") {
+        let text = self.api.call("Publish", &params, now).await?;
+        match query_api::xml_text(&text, "MessageId") {
             Some(id) if !id.is_empty() => Ok(one_line(&id, 100)),
             _ => Err(NotifyError::BadResponse(
                 "no MessageId in a success answer".to_owned(),
@@ -343,22 +226,11 @@ fn non_empty_env(name: &str) -> Option<String> {
 
 /// The function's credentials, as the Lambda runtime sets them.
 fn credentials_from(get: impl Fn(&str) -> Option<String>) -> Result<Credentials, NotifyError> {
-    let need = |name: &str| {
-        get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-            NotifyError::Config(format!(
-                "{name} is not set (the Lambda runtime sets it from the function's role)"
-            ))
-        })
-    };
-    Ok(Credentials {
-        access_key_id: need("AWS_ACCESS_KEY_ID")?,
-        secret_access_key: need("AWS_SECRET_ACCESS_KEY")?,
-        session_token: get("AWS_SESSION_TOKEN").filter(|v| !v.is_empty()),
-    })
+    Ok(query_api::credentials_from(get)?)
 }
 
 /// `arn:PARTITION:sns:REGION:ACCOUNT:NAME` → (partition, region).
-fn parse_topic_arn(arn: &str) -> Result<(String, String), NotifyError> {
+pub fn parse_topic_arn(arn: &str) -> Result<(String, String), NotifyError> {
     let parts: Vec<&str> = arn.split(':').collect();
     let valid = parts.len() == 6
         && parts[0] == "arn"
@@ -379,105 +251,6 @@ fn parse_topic_arn(arn: &str) -> Result<(String, String), NotifyError> {
     Ok((parts[1].to_owned(), parts[3].to_owned()))
 }
 
-fn is_loopback(host: &str) -> bool {
-    if host == "localhost" {
-        return true;
-    }
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-}
-
-async fn read_bounded(mut response: reqwest::Response) -> Result<String, NotifyError> {
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-    {
-        return Err(NotifyError::BadResponse(format!(
-            "an answer over {MAX_RESPONSE_BYTES} bytes"
-        )));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| NotifyError::Transport(describe(&e)))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(NotifyError::BadResponse(format!(
-                "an answer over {MAX_RESPONSE_BYTES} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(String::from_utf8_lossy(&body).into_owned())
-}
-
-/// A reqwest error with its causes (reqwest's own text names the URL, which holds no secret: the
-/// signature is in a header); [`redact_error`] makes it one short line.
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let mut text = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
-/// Secrets removed first, then cut to one short line (cutting first could leave part of one).
-fn redact_error(e: NotifyError, secrets: &[&str]) -> NotifyError {
-    let clean = |m: &str| one_line(&redact(m, secrets), 300);
-    match e {
-        NotifyError::Transport(m) => NotifyError::Transport(clean(&m)),
-        NotifyError::BadResponse(m) => NotifyError::BadResponse(clean(&m)),
-        other => other,
-    }
-}
-
-/// `text` with every occurrence of each secret replaced. An error text from a peer could echo
-/// the request (a canonical request holds the session token).
-fn redact(text: &str, secrets: &[&str]) -> String {
-    secrets
-        .iter()
-        .filter(|s| s.len() >= 4)
-        .fold(text.to_owned(), |t, s| t.replace(s, "<redacted>"))
-}
-
-/// The text of the first `<tag>…</tag>`, entities for `&`, `<`, `>`, quotes decoded.
-fn xml_text(xml: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&close)?;
-    Some(
-        xml[start..end]
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&")
-            .trim()
-            .to_owned(),
-    )
-}
-
-/// Control characters removed, at most `max` characters.
-fn one_line(text: &str, max: usize) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,12 +269,15 @@ mod tests {
     #[test]
     fn default_endpoint_follows_the_topic_region() {
         let p = SnsPublisher::new(ARN, None, creds()).unwrap();
-        assert_eq!(p.endpoint.as_str(), "https://sns.eu-west-1.amazonaws.com/");
-        assert_eq!(p.host, "sns.eu-west-1.amazonaws.com");
+        assert_eq!(
+            p.api.endpoint().as_str(),
+            "https://sns.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(p.api.host(), "sns.eu-west-1.amazonaws.com");
         let cn =
             SnsPublisher::new("arn:aws-cn:sns:cn-north-1:123456789012:t", None, creds()).unwrap();
         assert_eq!(
-            cn.endpoint.as_str(),
+            cn.api.endpoint().as_str(),
             "https://sns.cn-north-1.amazonaws.com.cn/"
         );
     }
@@ -510,7 +286,7 @@ mod tests {
     #[test]
     fn configuration_errors_say_what_to_fix() {
         let loopback = SnsPublisher::new(ARN, Some("http://127.0.0.1:9999/"), creds()).unwrap();
-        assert_eq!(loopback.host, "127.0.0.1:9999");
+        assert_eq!(loopback.api.host(), "127.0.0.1:9999");
         assert!(SnsPublisher::new(ARN, Some("http://[::1]:9/"), creds()).is_ok());
         let err = SnsPublisher::new(ARN, Some("http://sns.example.com/"), creds()).unwrap_err();
         assert!(err.to_string().contains("must be https://"), "{err}");
@@ -538,28 +314,6 @@ mod tests {
     fn subjects_fit_sns_limits() {
         assert_eq!(sns_subject("büro\nline"), "b?ro?line");
         assert_eq!(sns_subject(&"x".repeat(300)).len(), MAX_SUBJECT_CHARS);
-    }
-
-    /// Secrets echoed by a peer are replaced; short strings are left alone.
-    #[test]
-    fn redaction_removes_every_secret() {
-        let c = creds();
-        let text = "bad: session-token-value and secret/with+chars and AKIDTESTKEYID";
-        let out = redact(text, &c.secrets());
-        assert_eq!(out, "bad: <redacted> and <redacted> and <redacted>");
-    }
-
-    /// An ErrorResponse's code and message, with XML entities decoded.
-    #[test]
-    fn xml_fields_are_read() {
-        let xml = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameter</Code>\
-                   <Message>Invalid parameter: Subject &amp; more</Message></Error></ErrorResponse>";
-        assert_eq!(xml_text(xml, "Code").unwrap(), "InvalidParameter");
-        assert_eq!(
-            xml_text(xml, "Message").unwrap(),
-            "Invalid parameter: Subject & more"
-        );
-        assert_eq!(xml_text(xml, "MessageId"), None);
     }
 
     /// The outage email: device, duration, UTC times, the cause in words, whether it counts.

@@ -11,6 +11,9 @@
 - ``Ref`` and ``Fn::Sub`` are resolved against parameters and pseudo parameters; a ``Ref`` to a
   resource becomes ``"<ref:Name>"`` and ``${Res.Attr}`` ``"<Res.Attr>"`` (their physical values
   exist only in AWS).
+- ``Conditions`` (``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or``) are evaluated; a resource
+  whose ``Condition`` is false is not created, ``Fn::If`` picks its branch, and a value that is
+  ``Ref: AWS::NoValue`` is left out.
 Anything else raises ``Unsupported``: the simulation never guesses at a form it does not know.
 """
 
@@ -184,14 +187,59 @@ PSEUDO = {
 _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-def resolve(value: Any, params: dict[str, Any], resources: set[str]) -> Any:
-    """``value`` with Ref and Fn::Sub resolved (see the module's doc)."""
+NO_VALUE = object()  # Ref AWS::NoValue: the property or list item is left out
+
+
+def conditions(template: dict[str, Any], params: dict[str, Any]) -> dict[str, bool]:
+    """Every condition of the template (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition)."""
+    raw = template.get("Conditions", {})
+    done: dict[str, bool] = {}
+
+    def value(c: Any, seen: tuple[str, ...]) -> bool:
+        if isinstance(c, dict) and set(c) == {"Condition"}:
+            return named(c["Condition"], seen)
+        if isinstance(c, dict) and len(c) == 1:
+            (fn, args), = c.items()
+            if fn == "Fn::Equals":
+                a, b = (resolve(x, params, set()) for x in args)
+                return str(a) == str(b)
+            if fn == "Fn::Not":
+                return not value(args[0], seen)
+            if fn == "Fn::And":
+                return all(value(x, seen) for x in args)
+            if fn == "Fn::Or":
+                return any(value(x, seen) for x in args)
+        raise Unsupported(f"condition {c!r}")
+
+    def named(name: str, seen: tuple[str, ...]) -> bool:
+        if name in seen:
+            raise TemplateError(f"condition {name} refers to itself")
+        if name not in raw:
+            raise TemplateError(f"unknown condition {name}")
+        if name not in done:
+            done[name] = value(raw[name], seen + (name,))
+        return done[name]
+
+    return {name: named(name, ()) for name in raw}
+
+
+def resolve(value: Any, params: dict[str, Any], resources: set[str], conds: dict[str, bool] | None = None) -> Any:
+    """``value`` with Ref, Fn::Sub and Fn::If resolved (see the module's doc); a property or list
+    item that is Ref AWS::NoValue is left out."""
     if isinstance(value, list):
-        return [resolve(v, params, resources) for v in value]
+        items = [resolve(v, params, resources, conds) for v in value]
+        return [v for v in items if v is not NO_VALUE]
     if not isinstance(value, dict):
         return value
+    if set(value) == {"Fn::If"}:
+        name, yes, no = value["Fn::If"]
+        if conds is None or name not in conds:
+            raise TemplateError(f"Fn::If on unknown condition {name}")
+        return resolve(yes if conds[name] else no, params, resources, conds)
     if set(value) == {"Ref"}:
         name = value["Ref"]
+        if name == "AWS::NoValue":
+            return NO_VALUE
         if name in params:
             return params[name]
         if name in PSEUDO:
@@ -225,7 +273,8 @@ def resolve(value: Any, params: dict[str, Any], resources: set[str]) -> Any:
         return f"<{res}.{attr}>"
     if any(k.startswith("Fn::") for k in value):
         raise Unsupported(f"intrinsic {sorted(value)}")
-    return {k: resolve(v, params, resources) for k, v in value.items()}
+    items = {k: resolve(v, params, resources, conds) for k, v in value.items()}
+    return {k: v for k, v in items.items() if v is not NO_VALUE}
 
 
 def expanded_resources(template: dict[str, Any], given: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -240,8 +289,13 @@ def expanded_resources(template: dict[str, Any], given: dict[str, str]) -> dict[
     for name in resources:
         if not re.fullmatch(r"[A-Za-z0-9]+", name):
             raise TemplateError(f"logical id {name!r} is not alphanumeric")
+    conds = conditions(template, params)
+    for name, res in resources.items():
+        if "Condition" in res and res["Condition"] not in conds:
+            raise TemplateError(f"{name}: unknown condition {res['Condition']}")
+    resources = {name: res for name, res in resources.items() if conds.get(res.get("Condition"), True)}
     names = set(resources)
-    return {name: resolve(res, params, names) for name, res in resources.items()}
+    return {name: resolve(res, params, names, conds) for name, res in resources.items()}
 
 
 def _transforms(template: dict[str, Any]) -> list[str]:

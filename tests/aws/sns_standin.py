@@ -1,7 +1,16 @@
-"""A loopback stand-in for the SNS Query API's Publish that checks every request's SigV4 signature
-by recomputing it with botocore's own signer (AWS's Python SDK core), not with our code.
+"""A loopback stand-in for the SNS Query API's Publish (and CloudWatch's DescribeAlarms) that checks
+every request's SigV4 signature by recomputing it with botocore's own signer (AWS's Python SDK
+core), not with our code: service ``sns`` for Publish, ``monitoring`` for DescribeAlarms.
 
 Usage: sns_standin.py --access-key ID --secret KEY [--token TOKEN] --region R --topic ARN
+       [--alarms FILE] [--page-size N]
+``--alarms`` names a JSON file read at every DescribeAlarms: a list of
+``{"name", "state", "transitioned", "updated", "device"}`` (times ISO 8601), so a test can change
+the alarms' states between calls. DescribeAlarms answers the documented XML
+(DescribeAlarmsResponse/DescribeAlarmsResult/MetricAlarms/member…), filtered by AlarmNamePrefix
+and StateValue, at most min(MaxRecords, --page-size) a page, with a NextToken while more remain;
+an unknown NextToken is 400 InvalidNextToken. ``/garbage/`` answers 200 with text that is not XML,
+``/loop/`` answers every page with the same NextToken.
 Prints ``port N`` once listening on 127.0.0.1, then one JSON line per request it received:
 ``{"path", "verified", "reason", "params", "signed_headers"}``. It answers like SNS:
 - a valid, correctly signed Publish: 200 and a PublishResponse with a MessageId;
@@ -46,6 +55,8 @@ def main() -> None:
     parser.add_argument("--token")
     parser.add_argument("--region", required=True)
     parser.add_argument("--topic", required=True)
+    parser.add_argument("--alarms")
+    parser.add_argument("--page-size", type=int, default=100)
     args = parser.parse_args()
     lock = threading.Lock()
 
@@ -92,9 +103,16 @@ def main() -> None:
             if path.startswith("/huge/"):
                 self.answer(200, b"<PublishResponse>" + b" " * (1024 * 1024) + b"</PublishResponse>")
                 return
+            if path.startswith("/garbage/"):
+                self.answer(200, b"this is not the XML you are looking for <<<")
+                return
             if not ok:
                 message = f"The request signature we calculated does not match the signature you provided. The Canonical String for this request should have been {canonical!r}"
                 self.answer(403, error_xml("SignatureDoesNotMatch", message))
+                return
+            if params.get("Action") == "DescribeAlarms":
+                status, xml = describe_alarms(params, args, loop=path.startswith("/loop/"))
+                self.answer(status, xml)
                 return
             problem = check_params(params, args.topic)
             if problem:
@@ -127,7 +145,9 @@ def verify(handler: BaseHTTPRequestHandler, body: bytes, args) -> tuple[bool, st
         return False, "X-Amz-Date more than 15 minutes off", ""
     if auth.group("key") != args.access_key:
         return False, "unknown access key", ""
-    if (auth.group("date"), auth.group("region"), auth.group("service")) != (amz_date[:8], args.region, "sns"):
+    action = parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
+    service = "monitoring" if action == "DescribeAlarms" else "sns"
+    if (auth.group("date"), auth.group("region"), auth.group("service")) != (amz_date[:8], args.region, service):
         return False, "wrong credential scope", ""
     signed = auth.group("signed").split(";")
     needed = {"host", "x-amz-date", "content-type"} | ({"x-amz-security-token"} if args.token else set())
@@ -143,7 +163,7 @@ def verify(handler: BaseHTTPRequestHandler, body: bytes, args) -> tuple[bool, st
         headers[name] = value
     request = AWSRequest(method=handler.command, url=f"http://{headers['host']}{handler.path}", data=body, headers=headers)
     request.context["timestamp"] = amz_date
-    signer = SigV4Auth(Credentials(args.access_key, args.secret, args.token), "sns", args.region)
+    signer = SigV4Auth(Credentials(args.access_key, args.secret, args.token), service, args.region)
     canonical = signer.canonical_request(request)
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
     if not hmac.compare_digest(expected, auth.group("sig")):
@@ -162,6 +182,58 @@ def check_params(params: dict[str, str], topic: str) -> str:
     if subject is not None and (len(subject) >= 100 or not all(" " <= c <= "~" for c in subject)):
         return "Invalid parameter: Subject"
     return ""
+
+
+def describe_alarms(params: dict[str, str], args, loop: bool = False) -> tuple[int, bytes]:
+    """DescribeAlarms as the CloudWatch API reference documents it (Query protocol, 2010-08-01)."""
+    from xml.sax.saxutils import escape
+
+    if params.get("Version") != "2010-08-01":
+        return 400, error_xml("InvalidParameterValue", "Version=2010-08-01 expected")
+    if params.get("AlarmTypes.member.1", "MetricAlarm") != "MetricAlarm":
+        return 400, error_xml("InvalidParameterValue", "only metric alarms here")
+    try:
+        max_records = int(params.get("MaxRecords", "50"))
+    except ValueError:
+        return 400, error_xml("InvalidParameterValue", "MaxRecords")
+    if not 1 <= max_records <= 100:
+        return 400, error_xml("InvalidParameterValue", "MaxRecords must be 1-100")
+    alarms = json.load(open(args.alarms)) if args.alarms else []
+    prefix, state = params.get("AlarmNamePrefix", ""), params.get("StateValue")
+    chosen = sorted((a for a in alarms if a["name"].startswith(prefix) and (state is None or a["state"] == state)), key=lambda a: a["name"])
+    token = params.get("NextToken")
+    start = 0
+    if token is not None:
+        if not (token.startswith("offset-") and token[7:].isdigit()):
+            return 400, error_xml("InvalidNextToken", "The service returned an error: the next token specified is invalid.")
+        start = int(token[7:])
+    size = min(max_records, args.page_size)
+    page = chosen[start : start + size]
+    members = "".join(
+        "<member>"
+        f"<AlarmName>{escape(a['name'])}</AlarmName>"
+        f"<AlarmArn>arn:aws:cloudwatch:{args.region}:123456789012:alarm:{escape(a['name'])}</AlarmArn>"
+        "<Namespace>ISPMonitor</Namespace><MetricName>Heartbeat</MetricName>"
+        f"<Dimensions><member><Name>Device</Name><Value>{escape(a['device'])}</Value></member></Dimensions>"
+        f"<StateValue>{a['state']}</StateValue>"
+        "<StateReason>Threshold Crossed: 5 missing datapoints were treated as [Breaching].</StateReason>"
+        f"<StateUpdatedTimestamp>{a.get('updated', a['transitioned'])}</StateUpdatedTimestamp>"
+        f"<StateTransitionedTimestamp>{a['transitioned']}</StateTransitionedTimestamp>"
+        "<Statistic>Sum</Statistic><Period>60</Period><EvaluationPeriods>5</EvaluationPeriods>"
+        "<Threshold>1.0</Threshold><ComparisonOperator>LessThanThreshold</ComparisonOperator>"
+        "<TreatMissingData>breaching</TreatMissingData><ActionsEnabled>true</ActionsEnabled>"
+        "</member>"
+        for a in page
+    )
+    more = start + size < len(chosen)
+    next_token = token if loop and token else (f"offset-{start + size}" if more or loop else None)
+    nt = f"<NextToken>{next_token}</NextToken>" if next_token else ""
+    xml = (
+        '<DescribeAlarmsResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><DescribeAlarmsResult>'
+        f"<MetricAlarms>{members}</MetricAlarms><CompositeAlarms/>{nt}</DescribeAlarmsResult>"
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></DescribeAlarmsResponse>"
+    )
+    return 200, xml.encode()
 
 
 def error_xml(code: str, message: str) -> bytes:

@@ -152,7 +152,7 @@ deploy_with_key() {
 @test "deploy_aws: the template names every parameter deploy_aws.sh passes, and its outputs" {
   [[ -f $REAL_ROOT/aws/template.yaml ]] || fail_test "aws/template.yaml is missing from this clone"
   local name
-  for name in NamePrefix AlertEmail DeviceNames SilenceMinutes FunctionKey CodeS3Bucket CodeS3Key Architecture \
+  for name in NamePrefix AlertEmail DeviceNames SilenceMinutes ReminderMinutes FunctionKey CodeS3Bucket CodeS3Key Architecture \
     HeartbeatUrl FunctionName LogGroupName TopicArn; do
     grep -qE "^  $name:" "$REAL_ROOT/aws/template.yaml" || fail_test "aws/template.yaml has no $name"
   done
@@ -183,6 +183,22 @@ deploy_with_key() {
   [ "$status" -eq 0 ]
   [ "$(calls 'aws cloudformation execute-change-set' | wc -l)" -eq 2 ]
   [ "$(jq -r '.[] | select(.ParameterKey == "SilenceMinutes") | .ParameterValue' "$AWS_STUB_STATE/parameters-3.json")" = 10 ]
+  # No REMINDER_MINUTES: the template's default (15) applies, no parameter is passed.
+  [ "$(jq '[.[] | select(.ParameterKey == "ReminderMinutes")] | length' "$AWS_STUB_STATE/parameters-3.json")" -eq 0 ]
+}
+
+@test "deploy_aws: REMINDER_MINUTES reaches the template as ReminderMinutes; --check reports it" {
+  printf 'REMINDER_MINUTES=30\n' >>"$REPO/.env"
+  deploy_with_key k0123456789abcdef0123456789abcdef
+  [ "$status" -eq 0 ]
+  [ "$(jq -r '.[] | select(.ParameterKey == "ReminderMinutes") | .ParameterValue' "$AWS_STUB_STATE/parameters-1.json")" = 30 ]
+  run "$REPO/deploy_aws.sh" --check
+  [[ $output == *"reminders while a device stays silent: every 30 minutes (REMINDER_MINUTES)"* ]]
+  grep -v '^REMINDER_MINUTES=' "$REPO/.env" >"$BATS_TEST_TMPDIR/env"
+  printf 'REMINDER_MINUTES=0\n' >>"$BATS_TEST_TMPDIR/env"
+  cp "$BATS_TEST_TMPDIR/env" "$REPO/.env"
+  run "$REPO/deploy_aws.sh" --check
+  [[ $output == *"reminders while a device stays silent: off (REMINDER_MINUTES=0)"* ]]
 }
 
 @test "deploy_aws: another region gets its LocationConstraint; AWS_REGION and AWS_STACK_NAME come from .env" {
@@ -276,7 +292,8 @@ deploy_with_key() {
   for setting in "NAME_PREFIX=Home:must be 2 to 20 lowercase" "AWS_REGION=Frankfurt:is not a region name like 'us-east-1'" \
     "SILENCE_MINUTES=120:must be a whole number from 2 to 60 on AWS" "HEARTBEAT_DEVICES=my pc:must be 1 to 100 ASCII letters" \
     "HEARTBEAT_DEVICES=my-pc,mypc:differs from another name only in" "AWS_FUNCTION_KEY=short:must be 32 to 128" \
-    "ALERT_EMAIL=nobody:is not an email address" "AWS_STACK_NAME=1stack:must start with a letter"; do
+    "ALERT_EMAIL=nobody:is not an email address" "AWS_STACK_NAME=1stack:must start with a letter" \
+    "REMINDER_MINUTES=7:REMINDER_MINUTES '7' must be one of 0 (off), 5, 10, 15, 30 or 60"; do
     : >"$STUB_LOG"
     write_env "ALERT_EMAIL=me@example.com" "${setting%%:*}"
     run "$REPO/deploy_aws.sh"
