@@ -8,14 +8,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Timelike, Utc};
 use serde_json::{Value, json};
+use support::aws_standin::{AwsStandIn, temp_alarms_path};
 use support::lambda_runtime::{LambdaProcess, Outcome, RuntimeApi};
 
 const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:ispmon-alerts";
@@ -26,77 +25,42 @@ const PREFIX: &str = "ispmon-silent-";
 
 /// The SNS + CloudWatch stand-in, answering DescribeAlarms from a JSON file of alarms.
 struct StandIn {
-    child: Child,
-    _stdin: ChildStdin,
-    port: u16,
-    records: Receiver<Value>,
+    aws: AwsStandIn,
     alarms: PathBuf,
 }
 
 impl Drop for StandIn {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.alarms);
     }
 }
 
 impl StandIn {
     fn start(page_size: usize) -> Option<StandIn> {
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let python = repo.join("tests/aws/.venv/bin/python");
-        if !python.exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "tests/aws/.venv is missing: run tests/aws/install.sh"
-            );
-            eprintln!("skipping: tests/aws/.venv is missing (run tests/aws/install.sh)");
-            return None;
-        }
-        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let alarms = std::env::temp_dir().join(format!(
-            "isp-monitor-reminders-{}-{n}.json",
-            std::process::id()
-        ));
+        let alarms = temp_alarms_path("reminders");
         std::fs::write(&alarms, "[]").unwrap();
-        let mut child = Command::new(python)
-            .arg(repo.join("tests/aws/sns_standin.py"))
-            .args(["--access-key", KEY_ID, "--secret", SECRET, "--token", TOKEN])
-            .args(["--region", "eu-west-1", "--topic", TOPIC])
-            .arg("--alarms")
-            .arg(&alarms)
-            .args(["--page-size", &page_size.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the stand-in");
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("stand-in output").expect("a line");
-        let port = first
-            .strip_prefix("port ")
-            .expect("port line")
-            .parse()
-            .unwrap();
-        let (tx, records) = channel();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let _ = tx.send(serde_json::from_str::<Value>(&line).expect("a JSON record"));
-            }
-        });
-        Some(StandIn {
-            child,
-            _stdin: stdin,
-            port,
-            records,
-            alarms,
-        })
+        let page_size = page_size.to_string();
+        let aws = AwsStandIn::start([
+            "--access-key".as_ref(),
+            KEY_ID.as_ref(),
+            "--secret".as_ref(),
+            SECRET.as_ref(),
+            "--token".as_ref(),
+            TOKEN.as_ref(),
+            "--region".as_ref(),
+            "eu-west-1".as_ref(),
+            "--topic".as_ref(),
+            TOPIC.as_ref(),
+            "--alarms".as_ref(),
+            alarms.as_os_str(),
+            "--page-size".as_ref(),
+            std::ffi::OsStr::new(&page_size),
+        ])?;
+        Some(StandIn { aws, alarms })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.aws.url(path)
     }
 
     /// Replaces the alarms DescribeAlarms answers from: (device, state, minutes since the state
@@ -125,15 +89,7 @@ impl StandIn {
 
     /// Every record received so far (waits a little for stragglers).
     fn drain(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_millis(300);
-        while let Ok(r) = self
-            .records
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            out.push(r);
-        }
-        out
+        self.aws.drain(Duration::from_millis(300))
     }
 }
 

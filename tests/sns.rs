@@ -3,102 +3,36 @@
 //! Needs tests/aws/.venv (tests/aws/install.sh); without it each test says so and passes,
 //! except under CI, where it fails.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+mod support;
+
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use isp_monitor::notify::sigv4::Credentials;
 use isp_monitor::notify::{NotifyError, SnsPublisher};
-use serde_json::Value;
+use support::aws_standin::AwsStandIn;
 
 const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:ispmon-alerts";
 const KEY_ID: &str = "AKIDSTANDINTEST1";
 const SECRET: &str = "stand-in/secret+KEY=value0123456789";
 const TOKEN: &str = "IQoJb3JpZ2luX2VjEStandInSessionToken//value==";
 
-struct StandIn {
-    child: Child,
-    _stdin: ChildStdin,
-    port: u16,
-    records: Receiver<Value>,
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The SNS stand-in with this file's credentials (and, given one, a session token it requires).
+fn start_standin(token: Option<&str>) -> Option<AwsStandIn> {
+    let mut args = vec![
+        "--access-key",
+        KEY_ID,
+        "--secret",
+        SECRET,
+        "--region",
+        "eu-west-1",
+        "--topic",
+        TOPIC,
+    ];
+    if let Some(token) = token {
+        args.extend(["--token", token]);
     }
-}
-
-impl StandIn {
-    /// Starts the stand-in, or returns None (after saying why) when its Python is not installed.
-    fn start(token: Option<&str>) -> Option<StandIn> {
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let python = repo.join("tests/aws/.venv/bin/python");
-        if !python.exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "tests/aws/.venv is missing: run tests/aws/install.sh"
-            );
-            eprintln!("skipping: tests/aws/.venv is missing (run tests/aws/install.sh)");
-            return None;
-        }
-        let mut command = Command::new(python);
-        command
-            .arg(repo.join("tests/aws/sns_standin.py"))
-            .args([
-                "--access-key",
-                KEY_ID,
-                "--secret",
-                SECRET,
-                "--region",
-                "eu-west-1",
-                "--topic",
-                TOPIC,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(token) = token {
-            command.args(["--token", token]);
-        }
-        let mut child = command.spawn().expect("start the SNS stand-in");
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines
-            .next()
-            .expect("stand-in output")
-            .expect("stand-in line");
-        let port = first
-            .strip_prefix("port ")
-            .expect("port line")
-            .parse()
-            .unwrap();
-        let (tx, records) = channel();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let _ = tx.send(serde_json::from_str::<Value>(&line).expect("a JSON record"));
-            }
-        });
-        Some(StandIn {
-            child,
-            _stdin: stdin,
-            port,
-            records,
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn next_record(&self) -> Value {
-        self.records
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a request reached the stand-in")
-    }
+    AwsStandIn::start(args)
 }
 
 fn credentials(secret: &str, token: Option<&str>) -> Credentials {
@@ -120,7 +54,7 @@ fn assert_no_secret(err: &NotifyError) {
 /// fields (non-ASCII message, subject made ASCII) arrive intact.
 #[tokio::test]
 async fn publish_is_signed_as_botocore_signs_it() {
-    let Some(standin) = StandIn::start(Some(TOKEN)) else {
+    let Some(standin) = start_standin(Some(TOKEN)) else {
         return;
     };
     let publisher = SnsPublisher::new(
@@ -156,7 +90,7 @@ async fn publish_is_signed_as_botocore_signs_it() {
 /// Long-term credentials (no token) sign too.
 #[tokio::test]
 async fn publish_without_a_session_token() {
-    let Some(standin) = StandIn::start(None) else {
+    let Some(standin) = start_standin(None) else {
         return;
     };
     let publisher =
@@ -172,7 +106,7 @@ async fn publish_without_a_session_token() {
 /// keeps no secret even though the stand-in echoes the canonical request with the token in it.
 #[tokio::test]
 async fn a_wrong_signature_is_refused_and_the_error_shows_no_secret() {
-    let Some(standin) = StandIn::start(Some(TOKEN)) else {
+    let Some(standin) = start_standin(Some(TOKEN)) else {
         return;
     };
     let publisher = SnsPublisher::new(
@@ -200,7 +134,7 @@ async fn a_wrong_signature_is_refused_and_the_error_shows_no_secret() {
 /// A redirect is not followed (the request carries a signed session token).
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let Some(standin) = StandIn::start(Some(TOKEN)) else {
+    let Some(standin) = start_standin(Some(TOKEN)) else {
         return;
     };
     let publisher = SnsPublisher::new(
@@ -216,10 +150,7 @@ async fn redirects_are_not_followed() {
     );
     assert_eq!(standin.next_record()["path"], "/redirect/");
     assert!(
-        standin
-            .records
-            .recv_timeout(Duration::from_millis(500))
-            .is_err(),
+        standin.drain(Duration::from_millis(500)).is_empty(),
         "the redirect target was reached"
     );
 }
@@ -227,7 +158,7 @@ async fn redirects_are_not_followed() {
 /// A peer that does not answer is given up on at the publisher's timeout.
 #[tokio::test]
 async fn a_silent_peer_times_out() {
-    let Some(standin) = StandIn::start(Some(TOKEN)) else {
+    let Some(standin) = start_standin(Some(TOKEN)) else {
         return;
     };
     let publisher = SnsPublisher::new(
@@ -255,7 +186,7 @@ async fn a_silent_peer_times_out() {
 /// An answer over the bound is not read to its end.
 #[tokio::test]
 async fn an_oversized_answer_is_refused() {
-    let Some(standin) = StandIn::start(Some(TOKEN)) else {
+    let Some(standin) = start_standin(Some(TOKEN)) else {
         return;
     };
     let publisher = SnsPublisher::new(

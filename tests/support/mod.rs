@@ -2,6 +2,7 @@
 //! `handler` binary the way the platform does, and a stand-in for Application Insights ingestion.
 #![allow(dead_code)]
 
+pub mod aws_standin;
 pub mod host;
 pub mod ingestion;
 pub mod lambda_runtime;
