@@ -5,38 +5,20 @@ signature with botocore's SigV4 signer."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import HERE, VENV_BIN
+from conftest import SnsStandIn
 from test_alarms import KEY, lambda_binary
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ispmon-alerts"
 KEY_ID, SECRET, TOKEN = "AKIDOUTAGETEST01", "outage/test+secret=0123456789", "IQoJOutageTestSessionToken//=="
 
 
-class SnsStandIn:
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [str(VENV_BIN / "python"), str(HERE / "sns_standin.py"), "--access-key", KEY_ID, "--secret", SECRET,
-             "--token", TOKEN, "--region", "eu-west-1", "--topic", TOPIC],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.port = int(self.process.stdout.readline().split()[1])
-        self.records: list[dict] = []
-        threading.Thread(target=lambda: [self.records.append(json.loads(l)) for l in self.process.stdout], daemon=True).start()
-
-    def close(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def sns():
-    standin = SnsStandIn()
+    standin = SnsStandIn("--access-key", KEY_ID, "--secret", SECRET, "--token", TOKEN, "--region", "eu-west-1", "--topic", TOPIC)
     yield standin
     standin.close()
 

@@ -14,15 +14,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
 import time
 from datetime import datetime, timezone
 
 import pytest
 from cfn import TemplateError, expanded_resources, load, load_text
 from cloudwatch import ALARM, OK, AlarmSim, MetricStore, parse_emf
-from conftest import HERE, TEMPLATE, VENV_BIN
+from conftest import TEMPLATE, SnsStandIn
 from test_alarms import GIVEN, KEY, lambda_binary, silence_alarms
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ispmon-alerts"
@@ -155,22 +153,6 @@ def last_change(sim: AlarmSim) -> float:
     return changed
 
 
-class StandIn:
-    def __init__(self, alarms_file) -> None:
-        self.process = subprocess.Popen(
-            [str(VENV_BIN / "python"), str(HERE / "sns_standin.py"), "--access-key", KEY_ID, "--secret", SECRET,
-             "--token", TOKEN, "--region", "eu-west-1", "--topic", TOPIC, "--alarms", str(alarms_file)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.port = int(self.process.stdout.readline().split()[1])
-        self.records: list[dict] = []
-        threading.Thread(target=lambda: [self.records.append(json.loads(l)) for l in self.process.stdout], daemon=True).start()
-
-    def close(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-
 def test_reminders_at_the_expected_ticks_and_none_after_ok(attic_lines, tmp_path):
     resources = expanded_resources(load(TEMPLATE), {**GIVEN, "ReminderMinutes": str(R)})
     env = dict(resources["ReminderFunction"]["Properties"]["Environment"]["Variables"])
@@ -178,7 +160,8 @@ def test_reminders_at_the_expected_ticks_and_none_after_ok(attic_lines, tmp_path
     sim = AlarmSim(alarm, MetricStore([s for line in attic_lines for s in parse_emf(line)]), alarm.evaluation_periods + 2)
     alarms_file = tmp_path / "alarms.json"
     alarms_file.write_text("[]")
-    standin = StandIn(alarms_file)
+    standin = SnsStandIn("--access-key", KEY_ID, "--secret", SECRET, "--token", TOKEN, "--region", "eu-west-1",
+                         "--topic", TOPIC, "--alarms", str(alarms_file))  # fmt: skip
     env.update({
         "ISP_MONITOR_SNS_TOPIC_ARN": TOPIC,
         "ISP_MONITOR_SNS_ENDPOINT": f"http://127.0.0.1:{standin.port}/",
