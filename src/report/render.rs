@@ -283,6 +283,19 @@ fn opt<T: ToString>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
 }
 
+/// One CSV record: each named cell in its header column, every other column empty.
+fn record(cells: &[(&str, String)]) -> Vec<String> {
+    let mut row = vec![String::new(); CSV_HEADER.len()];
+    for (name, value) in cells {
+        let column = CSV_HEADER
+            .iter()
+            .position(|header| header == name)
+            .unwrap_or_else(|| unreachable!("no CSV column {name}"));
+        row[column].clone_from(value);
+    }
+    row
+}
+
 fn csv(report: &Report) -> String {
     let mut out = String::new();
     let mut line = |cells: Vec<String>| {
@@ -297,114 +310,78 @@ fn csv(report: &Report) -> String {
             + d.not_isp.agent_offline_s
             + d.not_isp.cloud_side_s
             + d.not_isp.undetermined_s;
-        line(vec![
-            "summary".into(),
-            d.device.clone(),
-            rfc(d.observed_from),
-            rfc(d.observed_to),
-            d.observed_s.to_string(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            opt(d.uptime_pct),
-            d.isp_downtime_s.to_string(),
-            d.isp_outages.to_string(),
-            not_isp.to_string(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            format!(
-                "lan {}s, agent offline {}s, cloud side {}s, undetermined {}s",
-                d.not_isp.lan_s,
-                d.not_isp.agent_offline_s,
-                d.not_isp.cloud_side_s,
-                d.not_isp.undetermined_s
+        line(record(&[
+            ("record", "summary".into()),
+            ("device", d.device.clone()),
+            ("start_utc", rfc(d.observed_from)),
+            ("end_utc", rfc(d.observed_to)),
+            ("duration_s", d.observed_s.to_string()),
+            ("uptime_pct", opt(d.uptime_pct)),
+            ("isp_downtime_s", d.isp_downtime_s.to_string()),
+            ("isp_outages", d.isp_outages.to_string()),
+            ("not_isp_s", not_isp.to_string()),
+            (
+                "detail",
+                format!(
+                    "lan {}s, agent offline {}s, cloud side {}s, undetermined {}s",
+                    d.not_isp.lan_s,
+                    d.not_isp.agent_offline_s,
+                    d.not_isp.cloud_side_s,
+                    d.not_isp.undetermined_s
+                ),
             ),
-        ]);
+        ]));
         for o in &d.outages {
-            line(vec![
-                "outage".into(),
-                d.device.clone(),
-                rfc(o.start),
-                if o.ongoing { String::new() } else { rfc(o.end) },
-                o.duration_s.to_string(),
-                o.cause.as_str().into(),
-                o.cause_in_words.clone(),
-                if o.isps { "yes" } else { "no" }.into(),
-                o.witness.as_str().into(),
-                String::new(),
-                if o.isps {
-                    o.duration_s.to_string()
-                } else {
-                    "0".into()
-                },
-                String::new(),
-                if o.isps {
-                    "0".into()
-                } else {
-                    o.duration_s.to_string()
-                },
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                o.detail.clone(),
-            ]);
+            let (isp_s, not_isp_s) = if o.isps {
+                (o.duration_s, 0)
+            } else {
+                (0, o.duration_s)
+            };
+            line(record(&[
+                ("record", "outage".into()),
+                ("device", d.device.clone()),
+                ("start_utc", rfc(o.start)),
+                (
+                    "end_utc",
+                    if o.ongoing { String::new() } else { rfc(o.end) },
+                ),
+                ("duration_s", o.duration_s.to_string()),
+                ("cause", o.cause.as_str().into()),
+                ("cause_in_words", o.cause_in_words.clone()),
+                (
+                    "counts_against_isp",
+                    if o.isps { "yes" } else { "no" }.into(),
+                ),
+                ("witness", o.witness.as_str().into()),
+                ("isp_downtime_s", isp_s.to_string()),
+                ("not_isp_s", not_isp_s.to_string()),
+                ("detail", o.detail.clone()),
+            ]));
         }
         for c in &d.ip_changes {
-            line(vec![
-                "ip_change".into(),
-                d.device.clone(),
-                rfc(c.at),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                format!("{} -> {}", c.from, c.to),
-            ]);
+            line(record(&[
+                ("record", "ip_change".into()),
+                ("device", d.device.clone()),
+                ("start_utc", rfc(c.at)),
+                ("detail", format!("{} -> {}", c.from, c.to)),
+            ]));
         }
         for day in &d.days {
             let q = day.quality.as_ref();
-            line(vec![
-                "day".into(),
-                d.device.clone(),
-                day.date.to_string(),
-                String::new(),
-                day.observed_s.to_string(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                opt(day.uptime_pct),
-                day.isp_downtime_s.to_string(),
-                String::new(),
-                String::new(),
-                opt(q.map(|q| q.probes)),
-                opt(q.map(|q| q.lost)),
-                opt(q.map(|q| q.loss_pct)),
-                opt(q.and_then(|q| q.rtt_p50_ms)),
-                opt(q.and_then(|q| q.rtt_p95_ms)),
-                opt(q.and_then(|q| q.dns_ms)),
-                String::new(),
-            ]);
+            line(record(&[
+                ("record", "day".into()),
+                ("device", d.device.clone()),
+                ("start_utc", day.date.to_string()),
+                ("duration_s", day.observed_s.to_string()),
+                ("uptime_pct", opt(day.uptime_pct)),
+                ("isp_downtime_s", day.isp_downtime_s.to_string()),
+                ("probes", opt(q.map(|q| q.probes))),
+                ("lost", opt(q.map(|q| q.lost))),
+                ("loss_pct", opt(q.map(|q| q.loss_pct))),
+                ("rtt_p50_ms", opt(q.and_then(|q| q.rtt_p50_ms))),
+                ("rtt_p95_ms", opt(q.and_then(|q| q.rtt_p95_ms))),
+                ("dns_ms", opt(q.and_then(|q| q.dns_ms))),
+            ]));
         }
     }
     out
