@@ -158,26 +158,6 @@ xxd_to_base64url() {
 # ---------------------------------------------------------------------------------------- aws calls
 # (WORK is a private temporary directory)
 
-# aws in the chosen region, JSON output (whatever the user's default is), stderr kept for aws_reason.
-aws_json() {
-  aws "$@" --region "$AWS_REGION" --output json 2>"$WORK/aws.err"
-}
-
-# One line saying why the last aws call failed: the CLI's last message line.
-aws_reason() {
-  local line
-  line=$(grep -v '^[[:space:]]*$' "$WORK/aws.err" 2>/dev/null | tail -n1 || true)
-  [[ -n $line ]] || line="aws gave no reason"
-  line=$(printf '%s' "$line" | tr -s '\r\n\t' '   ')
-  line=${line%"${line##*[![:space:]]}"}
-  printf '%s' "${line:0:300}"
-}
-
-# Whether the last aws call failed for want of valid credentials.
-aws_login_failed() {
-  grep -qiE "Unable to locate credentials|ExpiredToken|expired|InvalidClientTokenId|UnrecognizedClientException|SignatureDoesNotMatch|security token|aws sso login|NoCredentialProviders|could not be found. *profile" "$WORK/aws.err" 2>/dev/null
-}
-
 aws_die() {
   local what=$1
   if aws_login_failed; then

@@ -25,21 +25,9 @@ aws_check_settings() {
   [[ -z ${AWS_PROFILE:-} ]] || export AWS_PROFILE
 }
 
-aws_json() {
-  aws "$@" --region "$AWS_REGION" --output json 2>"$WORK/aws.err"
-}
-
-# One line saying why the last aws call failed: the CLI's last message line.
-aws_reason() {
-  local line
-  line=$(grep -v '^[[:space:]]*$' "$WORK/aws.err" 2>/dev/null | tail -n1 || true)
-  [[ -n $line ]] || line="aws gave no reason"
-  line=$(printf '%s' "$line" | tr -s '\r\n\t' '   ')
-  printf '%s' "${line:0:300}"
-}
-
+# aws_json, aws_reason and aws_login_failed: scripts/common.sh, shared with deploy_aws.sh.
 aws_die() {
-  if grep -qiE "Unable to locate credentials|ExpiredToken|expired|InvalidClientTokenId|UnrecognizedClientException|security token|aws sso login" "$WORK/aws.err" 2>/dev/null; then
+  if aws_login_failed; then
     die "$1 failed because the AWS credentials are missing or expired ($(aws_reason)): run 'aws configure' (or 'aws sso login'), then scripts/report.sh again"
   fi
   die "$1 failed: $(aws_reason)"
