@@ -655,7 +655,7 @@ prepare() {
 
 require_settings() {
   local problem
-  problem=$(settings_problems | head -n1)
+  problem=$(settings_problems | first_line)
   [[ -z $problem ]] || die "$problem, then run ./deploy.sh again"
 }
 

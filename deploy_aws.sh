@@ -111,7 +111,7 @@ settings_problems() {
 
 require_settings() {
   local problem
-  problem=$(settings_problems | head -n1)
+  problem=$(settings_problems | first_line)
   [[ -z $problem ]] || die "$problem, then run ./$SCRIPT_NAME again"
 }
 

@@ -74,7 +74,7 @@ is_host_port() {
 
 check_settings() {
   local local_mode=$1 problem
-  problem=$(settings_problems "$local_mode" | head -n1)
+  problem=$(settings_problems "$local_mode" | first_line)
   [[ -z $problem ]] || die "$problem"
   [[ $local_mode == 1 ]] && return 0
   if [[ $HEARTBEAT_URL == http://* && ! $HEARTBEAT_URL =~ ^http://(127\.0\.0\.1|localhost|\[::1\])[:/] ]]; then

@@ -210,6 +210,13 @@ warn_if_env_readable() {
   fi
 }
 
+# first_line: the first line of its input, reading all of it. `producer | head -n1` closes the
+# pipe early: a producer still writing then dies of SIGPIPE, and under pipefail and set -e the
+# script exits 141 without a word.
+first_line() {
+  sed -n 1p
+}
+
 # is_positive_int VALUE: a whole number greater than zero.
 is_positive_int() {
   [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 > 0))
