@@ -10,6 +10,10 @@
 bats_require_minimum_version 1.5.0
 load test_helper
 
+# Whose one-line reason assert_failed_with (test_helper.bash) expects.
+# shellcheck disable=SC2034 # read by test_helper.bash
+SCRIPT_UNDER_TEST=deploy_aws.sh
+
 setup() {
   common_setup
   aws_setup
@@ -50,12 +54,6 @@ aws_setup() {
 use_keygate() {
   start_keygate "$1"
   export AWS_STUB_HEARTBEAT_URL=http://127.0.0.1:$KEYGATE_PORT/api/ping
-}
-
-assert_failed_with() {
-  [[ $status -ne 0 ]] || fail_test "expected a failure, got status 0: $output" || return 1
-  [[ ${lines[${#lines[@]} - 1]} == "deploy_aws.sh: "* ]] || fail_test "last line is not deploy_aws.sh's reason: ${lines[${#lines[@]} - 1]}" || return 1
-  [[ ${lines[${#lines[@]} - 1]} == *"$1"* ]] || fail_test "expected '$1' in: ${lines[${#lines[@]} - 1]}"
 }
 
 env_value() {

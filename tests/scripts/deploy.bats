@@ -9,6 +9,10 @@
 bats_require_minimum_version 1.5.0
 load test_helper
 
+# Whose one-line reason assert_failed_with (test_helper.bash) expects.
+# shellcheck disable=SC2034 # read by test_helper.bash
+SCRIPT_UNDER_TEST=deploy.sh
+
 readonly KEY=stub-KEY-1234567890abcdef==
 
 setup() {
@@ -33,13 +37,6 @@ teardown() {
 use_keygate() {
   start_keygate "${1:-$KEY}"
   export AZ_STUB_HEARTBEAT_URL=http://127.0.0.1:$KEYGATE_PORT/api/ping
-}
-
-# The last line of output is deploy.sh's one-line reason.
-assert_failed_with() {
-  [[ $status -ne 0 ]] || fail_test "expected a failure, got status 0: $output" || return 1
-  [[ ${lines[${#lines[@]} - 1]} == "deploy.sh: "* ]] || fail_test "last line is not deploy.sh's reason: ${lines[${#lines[@]} - 1]}" || return 1
-  [[ ${lines[${#lines[@]} - 1]} == *"$1"* ]] || fail_test "expected '$1' in: ${lines[${#lines[@]} - 1]}"
 }
 
 assert_env_not_written() {

@@ -10,6 +10,10 @@
 bats_require_minimum_version 1.5.0
 load test_helper
 
+# Whose one-line reason assert_failed_with (test_helper.bash) expects.
+# shellcheck disable=SC2034 # read by test_helper.bash
+SCRIPT_UNDER_TEST=deploy.sh
+
 setup() {
   common_setup
   write_env "ALERT_EMAIL=me@example.com"
@@ -20,12 +24,6 @@ teardown() {
 }
 
 readonly BUILT=x86_64-unknown-linux-musl/release/handler
-
-assert_failed_with() {
-  [[ $status -ne 0 ]] || fail_test "expected a failure, got status 0: $output" || return 1
-  [[ ${lines[${#lines[@]} - 1]} == "deploy.sh: "* ]] || fail_test "last line is not deploy.sh's reason: ${lines[${#lines[@]} - 1]}" || return 1
-  [[ ${lines[${#lines[@]} - 1]} == *"$1"* ]] || fail_test "expected '$1' in: ${lines[${#lines[@]} - 1]}"
-}
 
 # fake_uname SYSTEM MACHINE: `uname -s` / `uname -m` answer as on that platform.
 fake_uname() {

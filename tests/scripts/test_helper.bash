@@ -147,6 +147,16 @@ fail_test() {
   return 1
 }
 
+# assert_failed_with TEXT: the run failed, and its last line is the one-line reason of the script
+# the file tests ($SCRIPT_UNDER_TEST, set at the top of the .bats file), holding TEXT.
+# shellcheck disable=SC2154 # status, output and lines are set by bats' run
+assert_failed_with() {
+  local last=${lines[${#lines[@]} - 1]:-}
+  [[ $status -ne 0 ]] || fail_test "expected a failure, got status 0: $output" || return 1
+  [[ $last == "$SCRIPT_UNDER_TEST: "* ]] || fail_test "last line is not $SCRIPT_UNDER_TEST's reason: $last" || return 1
+  [[ $last == *"$1"* ]] || fail_test "expected '$1' in: $last"
+}
+
 # start_handler: runs the real handler on a free loopback port, stdout in HANDLER_LOG; sets
 # HANDLER_PORT.
 start_handler() {
